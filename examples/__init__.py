@@ -1,0 +1,1 @@
+"""Simulated services and a timeline recorder used by every example on the site."""

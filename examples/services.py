@@ -1,0 +1,523 @@
+"""A simulated backend: every call the pattern pages make, with its latency.
+
+`LATENCY_MS` is the single source of truth for how long each call takes; the
+home page prints the same table, and a test keeps the two equal. Calls sleep
+on the event loop's clock through AnyIO, so they run unchanged under asyncio
+and Trio, on a real clock or a virtual one, and each one records a span on
+the current `examples.timeline.Timeline`.
+
+Failures read the way they do in production:
+
+- `auth()` rejects a token that is not a signed-in session (`Unauthorized`);
+- validators reject bad input (`ValidationError`);
+- `with outage("config"):` makes every call to a service fail after its
+  usual latency (`ServiceUnavailable`), and `with stall("auth"):` makes it
+  hang until it is cancelled.
+
+`Database` keeps an in-memory store whose writes can be counted, and models a
+real driver's rule that one connection runs one query at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+
+from examples.timeline import current_timeline
+
+T = TypeVar("T")
+
+# Milliseconds per call. Figures for the first three groups are the ones the
+# original guide uses.
+LATENCY_MS: dict[str, int] = {
+    # 1.1 Prevent waterfall chains
+    "auth": 50,
+    "config": 50,
+    "settings": 50,
+    "user_data": 100,
+    "validate_profile": 80,
+    # 1.2 Parallelize independent operations
+    "user": 100,
+    "posts": 100,
+    "comments": 100,
+    "analytics": 100,
+    "notifications": 100,
+    "item": 100,
+    "validate_title": 20,
+    "validate_content": 40,
+    "validate_image": 80,
+    # 1.2 External HTTP APIs, served in-process by `external_api_app`
+    "weather": 150,
+    "news": 200,
+    "stocks": 100,
+    # 2.4 Parallel data fetching
+    "header": 100,
+    "sidebar": 100,
+    "content": 100,
+    "recommendations": 100,
+    "widget": 200,
+    "post_file": 30,
+    # Database queries and writes (see `Database`)
+    "db.get_user": 100,
+    "db.get_post": 50,
+    "db.get_profile": 60,
+    "db.get_orders": 120,
+    "db.get_notifications": 80,
+    "db.get_preferences": 40,
+    "db.count_orders": 80,
+    "db.count_reviews": 80,
+    "db.count_visits": 80,
+    "db.update_profile": 20,
+    "db.create_post": 20,
+}
+
+# Calls that take another call's result as input: they cannot start before it
+# ends. `Timeline.critical_path_ms()` uses this to compute the best possible
+# total for a recorded run.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "user_data": ("auth",),
+    "recommendations": ("user",),
+    "db.update_profile": ("auth", "validate_profile"),
+    "db.create_post": ("validate_title", "validate_content", "validate_image"),
+}
+
+
+# --- Errors ------------------------------------------------------------------
+
+
+class ServiceError(Exception):
+    """Base class of every error a simulated service raises."""
+
+
+class ServiceUnavailable(ServiceError):
+    """The service answered with an error (an outage)."""
+
+
+class Unauthorized(ServiceError):
+    """The request has no valid session."""
+
+
+class ValidationError(ServiceError):
+    """Submitted data was rejected."""
+
+
+class InterfaceError(ServiceError):
+    """A database connection was used by two operations at once."""
+
+
+# --- Fault injection ---------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """Which calls fail or hang. Process-wide: simulations run one at a time."""
+
+    failing: set[str] = field(default_factory=set)
+    stalled: set[str] = field(default_factory=set)
+    # Fail only the call with this sequence number (0 = first call made), for
+    # tests that make each call of a run fail in turn.
+    fail_call_number: int | None = None
+    stall_call_number: int | None = None
+    calls_made: int = 0
+
+    def reset(self) -> None:
+        self.failing.clear()
+        self.stalled.clear()
+        self.fail_call_number = None
+        self.stall_call_number = None
+        self.calls_made = 0
+
+
+faults = Faults()
+
+
+def _check_names(names: tuple[str, ...]) -> None:
+    unknown = [name for name in names if name not in LATENCY_MS]
+    if unknown:
+        raise KeyError(f"unknown service(s) {unknown}; known: {sorted(LATENCY_MS)}")
+
+
+@contextmanager
+def outage(*services: str) -> Iterator[None]:
+    """Inside this block, calls to these services fail with ServiceUnavailable."""
+    _check_names(services)
+    added = set(services) - faults.failing
+    faults.failing |= added
+    try:
+        yield
+    finally:
+        faults.failing -= added
+
+
+@contextmanager
+def stall(*services: str) -> Iterator[None]:
+    """Inside this block, calls to these services never return."""
+    _check_names(services)
+    added = set(services) - faults.stalled
+    faults.stalled |= added
+    try:
+        yield
+    finally:
+        faults.stalled -= added
+
+
+# --- The one place where simulated time passes --------------------------------
+
+
+async def simulate(service: str, label: str, result: Callable[[], T]) -> T:
+    """Take the service's latency, record the span, then return `result()`.
+
+    `result` runs after the latency, like a response arriving; it may raise
+    (a rejected token, an invalid field).
+    """
+    latency = LATENCY_MS[service]  # KeyError here means: add it to the table
+    number = faults.calls_made
+    faults.calls_made += 1
+    timeline = current_timeline()
+    span = timeline.begin(label, service, NEEDS.get(service, ())) if timeline else None
+    outcome = "ok"
+    try:
+        if service in faults.stalled or number == faults.stall_call_number:
+            await anyio.sleep_forever()
+        await anyio.sleep(latency / 1000)
+        if service in faults.failing or number == faults.fail_call_number:
+            raise ServiceUnavailable(f"{service}: 503 Service Unavailable")
+        return result()
+    except anyio.get_cancelled_exc_class():
+        outcome = "cancelled"
+        raise
+    except BaseException as exc:
+        outcome = f"failed: {type(exc).__name__}"
+        raise
+    finally:
+        if timeline and span:
+            timeline.finish(span, outcome)
+
+
+# --- Data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    user_id: int
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    email: str
+
+
+USERS = {
+    1: User(1, "Ada", "ada@example.com"),
+    2: User(2, "Grace", "grace@example.com"),
+    3: User(3, "Linus", "linus@example.com"),
+}
+
+# token -> user id of a signed-in session
+SESSIONS = {"session-ada": 1, "session-grace": 2, "session-linus": 3}
+
+POST_FILES = {
+    "hello-world": "# Hello, world\n\nFirst post.\n",
+    "waterfalls": "# Waterfalls\n\nLatency adds up along the critical path.\n",
+}
+
+
+def _user(user_id: int) -> User:
+    return USERS.get(user_id) or User(user_id, f"user{user_id}", f"user{user_id}@example.com")
+
+
+# --- HTTP-style services ----------------------------------------------------------
+
+
+async def auth(token: str | None) -> Session:
+    """Resolve a session token. Raises Unauthorized when it is not signed in."""
+
+    def check() -> Session:
+        if token not in SESSIONS:
+            raise Unauthorized("no valid session")
+        return Session(token=token, user_id=SESSIONS[token])
+
+    return await simulate("auth", "auth", check)
+
+
+async def fetch_config() -> dict[str, Any]:
+    return await simulate("config", "config", lambda: {"theme": "dark", "beta": False})
+
+
+async def fetch_settings() -> dict[str, Any]:
+    return await simulate("settings", "settings", lambda: {"locale": "en", "tz": "UTC"})
+
+
+async def fetch_user_data(user_id: int) -> dict[str, Any]:
+    return await simulate(
+        "user_data", f"user_data({user_id})", lambda: {"user_id": user_id, "plan": "pro"}
+    )
+
+
+async def fetch_user(user_id: int) -> User:
+    return await simulate("user", f"user({user_id})", lambda: _user(user_id))
+
+
+async def fetch_posts(user_id: int) -> list[str]:
+    return await simulate(
+        "posts", f"posts({user_id})", lambda: [f"post {n} by {user_id}" for n in (1, 2)]
+    )
+
+
+async def fetch_comments(user_id: int) -> list[str]:
+    return await simulate(
+        "comments", f"comments({user_id})", lambda: [f"comment {n}" for n in (1, 2, 3)]
+    )
+
+
+async def fetch_analytics(user_id: int) -> dict[str, int]:
+    return await simulate("analytics", f"analytics({user_id})", lambda: {"views": 1200})
+
+
+async def fetch_notifications(user_id: int) -> list[str]:
+    return await simulate(
+        "notifications", f"notifications({user_id})", lambda: ["welcome back"]
+    )
+
+
+async def fetch_item(item_id: int) -> dict[str, Any]:
+    return await simulate("item", f"item({item_id})", lambda: {"id": item_id})
+
+
+async def fetch_recommendations(user: User) -> list[str]:
+    return await simulate(
+        "recommendations", f"recommendations({user.id})", lambda: [f"for {user.name}"]
+    )
+
+
+async def fetch_header() -> dict[str, str]:
+    return await simulate("header", "header", lambda: {"title": "Dashboard"})
+
+
+async def fetch_sidebar() -> list[str]:
+    return await simulate("sidebar", "sidebar", lambda: ["Home", "Reports", "Settings"])
+
+
+async def fetch_content() -> str:
+    return await simulate("content", "content", lambda: "Latest numbers")
+
+
+async def fetch_widget(name: str) -> dict[str, str]:
+    return await simulate("widget", f"widget({name})", lambda: {"widget": name})
+
+
+async def read_post_file(slug: str) -> str:
+    """Read a post's Markdown source; raises FileNotFoundError for an unknown slug."""
+
+    def read() -> str:
+        if slug not in POST_FILES:
+            raise FileNotFoundError(f"posts/{slug}.md")
+        return POST_FILES[slug]
+
+    return await simulate("post_file", f"post_file({slug})", read)
+
+
+# --- Validation -----------------------------------------------------------------
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValidationError(message)
+
+
+async def validate_profile(form: Mapping[str, str]) -> dict[str, str]:
+    """Check a profile form; returns the cleaned fields."""
+
+    def check() -> dict[str, str]:
+        name = form.get("name", "").strip()
+        _require(bool(name), "name: must not be empty")
+        return {"name": name}
+
+    return await simulate("validate_profile", "validate_profile", check)
+
+
+async def validate_title(title: str) -> str:
+    def check() -> str:
+        _require(0 < len(title.strip()) <= 80, "title: 1 to 80 characters")
+        return title.strip()
+
+    return await simulate("validate_title", "validate_title", check)
+
+
+async def validate_content(content: str) -> str:
+    def check() -> str:
+        _require(len(content.strip()) >= 10, "content: at least 10 characters")
+        return content.strip()
+
+    return await simulate("validate_content", "validate_content", check)
+
+
+async def validate_image(url: str) -> str:
+    def check() -> str:
+        _require(url.startswith("https://"), "image: must be an https URL")
+        return url
+
+    return await simulate("validate_image", "validate_image", check)
+
+
+# --- Database ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Write:
+    table: str
+    key: int
+    values: Mapping[str, Any]
+
+
+class _Queries:
+    """The queries both a Database and a single Connection can run."""
+
+    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self._query("db.get_user", f"db.get_user({user_id})", lambda: USERS.get(user_id))
+
+    async def get_post(self, post_id: int) -> dict[str, Any]:
+        return await self._query(
+            "db.get_post", f"db.get_post({post_id})", lambda: {"id": post_id, "title": f"Post {post_id}"}
+        )
+
+    async def get_profile(self, user_id: int) -> dict[str, Any]:
+        return await self._query(
+            "db.get_profile", f"db.get_profile({user_id})", lambda: {"bio": "Writes code."}
+        )
+
+    async def get_orders(self, user_id: int) -> list[int]:
+        return await self._query("db.get_orders", f"db.get_orders({user_id})", lambda: [101, 102])
+
+    async def get_notifications(self, user_id: int) -> list[str]:
+        return await self._query(
+            "db.get_notifications", f"db.get_notifications({user_id})", lambda: ["order shipped"]
+        )
+
+    async def get_preferences(self, user_id: int) -> dict[str, str]:
+        return await self._query(
+            "db.get_preferences", f"db.get_preferences({user_id})", lambda: {"currency": "EUR"}
+        )
+
+    async def count_orders(self, user_id: int) -> int:
+        return await self._query("db.count_orders", f"db.count_orders({user_id})", lambda: 12)
+
+    async def count_reviews(self, user_id: int) -> int:
+        return await self._query("db.count_reviews", f"db.count_reviews({user_id})", lambda: 4)
+
+    async def count_visits(self, user_id: int) -> int:
+        return await self._query("db.count_visits", f"db.count_visits({user_id})", lambda: 87)
+
+    async def update_profile(self, user_id: int, values: Mapping[str, Any]) -> None:
+        await self._query(
+            "db.update_profile",
+            f"db.update_profile({user_id})",
+            lambda: self._record(Write("profiles", user_id, dict(values))),
+        )
+
+    async def create_post(self, values: Mapping[str, Any]) -> int:
+        return await self._query(
+            "db.create_post", "db.create_post", lambda: self._record(Write("posts", 0, dict(values))).key
+        )
+
+    def _record(self, write: Write) -> Write:
+        raise NotImplementedError
+
+
+class Database(_Queries):
+    """An in-memory database behind a pool of `pool_size` connections.
+
+    Query methods on the Database borrow a connection for one query, like a
+    driver's pool. `db.connection()` lends one connection for several.
+    `queries` lists every query run and `writes` every committed write, so an
+    example can show what happened and what did not.
+    """
+
+    def __init__(self, pool_size: int = 10) -> None:
+        self.pool_size = pool_size
+        self._pool = anyio.Semaphore(pool_size)
+        self.queries: list[str] = []
+        self.writes: list[Write] = []
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """Borrow one connection; waits while all `pool_size` are in use."""
+        async with self._pool:
+            yield Connection(self)
+
+    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+        async with self.connection() as conn:
+            return await conn._query(name, label, result)
+
+    def _record(self, write: Write) -> Write:
+        self.writes.append(write)
+        return write
+
+
+class Connection(_Queries):
+    """One connection: runs one query at a time, like asyncpg or a SQLAlchemy session."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._busy_with: str | None = None
+
+    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+        if self._busy_with is not None:
+            raise InterfaceError(
+                f"cannot run {label}: another operation ({self._busy_with}) is in progress"
+            )
+        self._busy_with = label
+        try:
+            self._database.queries.append(label)
+            return await simulate(name, label, result)
+        finally:
+            self._busy_with = None
+
+    def _record(self, write: Write) -> Write:
+        return self._database._record(write)
+
+
+# --- External HTTP APIs, served in-process ---------------------------------------
+
+
+async def external_api_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A tiny ASGI app serving /weather, /news and /stocks with their latency.
+
+    Use it through `api_client()`: requests go to the app in-process, with no
+    network, and each request records a span like any other call.
+    """
+    import json
+
+    if scope["type"] != "http":
+        return
+    service = scope["path"].strip("/")
+    if service not in {"weather", "news", "stocks"}:
+        status, body = 404, {"error": "not found"}
+    else:
+        try:
+            body = await simulate(service, f"GET /{service}", lambda: {service: "ok"})
+            status = 200
+        except ServiceUnavailable as exc:
+            status, body = 503, {"error": str(exc)}
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def api_client() -> Any:
+    """An httpx.AsyncClient wired to `external_api_app`; use it with `async with`."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=external_api_app)
+    return httpx.AsyncClient(transport=transport, base_url="https://api.example")

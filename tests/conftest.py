@@ -1,0 +1,52 @@
+"""Shared fixtures: virtual clocks for both backends, a clean simulated backend."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import looptime
+import pytest
+import trio.testing
+
+from examples import services, timeline
+from tests.harness import ExampleError
+from tests.sitebuild import build_site
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Run `@pytest.mark.anyio` tests on both backends, each on a virtual clock."""
+    if request.param == "asyncio":
+        return "asyncio", {"loop_factory": looptime.new_event_loop}
+    return "trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}
+
+
+@pytest.fixture(autouse=True)
+def clean_backend() -> None:
+    """No fault or timeline from one test reaches the next."""
+    services.faults.reset()
+    timeline.opened.clear()
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once per test session with `mkdocs build --strict`."""
+    site = tmp_path_factory.mktemp("site")
+    result = build_site(site)
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
+    return site
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Show a broken rule as its message (file:line first), not a traceback."""
+    try:
+        return (yield)
+    except ExampleError as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -1,0 +1,544 @@
+"""Run a documentation code block the way the site promises it runs.
+
+One block is run in one of three clocks:
+
+- ``asyncio``: asyncio on a looptime loop (virtual time, exact output);
+- ``trio``: Trio with ``MockClock(autojump_threshold=0)`` through AnyIO
+  (virtual time, exact output), for blocks that start with ``anyio.run``;
+- ``real``: asyncio on the real clock; every ``N ms`` it prints must land
+  within a tolerance of the recorded figure, so a blocking call that a virtual
+  clock would hide shows up as a difference.
+
+A block is a complete program ending in ``asyncio.run(main())`` or
+``anyio.run(main)``; the harness swaps in the loop for the clock. After the
+run it fails the block if a task was left pending, a coroutine was never
+awaited, a task's exception was never retrieved, or ``time.sleep`` ran on
+the event loop. Errors name the Markdown file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import difflib
+import gc
+import importlib.util
+import logging
+import re
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import looptime
+import pytest
+import trio.testing
+from pytest_examples import CodeExample
+from pytest_examples import run_code as pe_run_code
+from pytest_examples.config import ExamplesConfig
+
+from examples import services, timeline
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+CLOCKS = ("asyncio", "trio", "real")
+# A real-clock figure may be up to 2 ms early (timer rounding) and up to
+# 30% + 30 ms late (scheduling on a busy machine); more means the code
+# blocked or waited for something the virtual clock skipped.
+REAL_EARLY_MS = 2
+REAL_LATE_FACTOR = 1.3
+REAL_LATE_MS = 30
+# In real-clock runs, a callback that holds the loop this long is a blocking call.
+SLOW_CALLBACK_SECONDS = 0.05
+
+LINE_LENGTH = 88
+RUFF_RULES = "E,F,W,I,B,UP,ASYNC,RUF006"
+
+_ANYIO_RUN = anyio.run  # the real one; blocks get a clock-aware stand-in
+EXAMPLES_CONFIG = ExamplesConfig(line_length=LINE_LENGTH, quotes="either")
+
+
+class ExampleError(AssertionError):
+    """A block broke one of the site's rules; the message names file and line."""
+
+
+def location(example: CodeExample, offset: int = 0) -> str:
+    """`docs/page.md:LINE` for a line of the block (0 = its first code line)."""
+    return f"{relative(example.path)}:{example.start_line + 1 + offset}"
+
+
+def relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --- Fence settings -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a fence's attributes ask of the harness."""
+
+    skip: str | None  # test="skip: reason"
+    backend: str | None  # backend="asyncio" restricts to asyncio clocks
+    expect_warning: str | None  # expect_warning="never awaited"
+
+    @classmethod
+    def of(cls, example: CodeExample) -> Settings:
+        attrs = example.prefix_settings()
+        known = {"test", "backend", "expect_warning", "title", "hl_lines", "linenums"}
+        unknown = set(attrs) - known
+        if unknown:
+            raise ExampleError(
+                f"{location(example, -1)}: unknown fence attribute(s) {sorted(unknown)}; "
+                f"known: {sorted(known)}"
+            )
+        test = attrs.get("test")
+        if test is not None and not test.startswith("skip"):
+            raise ExampleError(f'{location(example, -1)}: test="{test}" must be "skip: <why>"')
+        backend = attrs.get("backend")
+        if backend not in (None, "asyncio"):
+            raise ExampleError(f'{location(example, -1)}: backend="{backend}" must be "asyncio"')
+        return cls(skip=test, backend=backend, expect_warning=attrs.get("expect_warning"))
+
+
+def uses_anyio_run(example: CodeExample) -> bool:
+    return "anyio.run(" in example.source
+
+
+def clocks_for(example: CodeExample) -> list[str]:
+    """The clocks a block runs on: Trio only for AnyIO programs."""
+    settings = Settings.of(example)
+    if settings.backend == "asyncio" or not uses_anyio_run(example):
+        return ["asyncio", "real"]
+    return list(CLOCKS)
+
+
+# --- Fixing two misplacements in pytest-examples' recorded output -----------------
+
+
+def _find_print_location(example: CodeExample, line_no: int) -> tuple[int, int]:
+    """Where the output of the print on `line_no` goes: after its last line.
+
+    pytest-examples only looks inside some statements and puts output of a
+    print inside `except*`, `finally`, `else` or `match` at column 0; this
+    looks at every call in the block.
+    """
+    tree = ast.parse(example.source)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+            and node.lineno == line_no
+        ):
+            return node.end_lineno or node.lineno, node.col_offset
+    return line_no, 0
+
+
+def _insert_print_statements(self: pe_run_code.InsertPrintStatements, example: CodeExample) -> str:
+    """Write every print's output below it, for every time it ran.
+
+    pytest-examples drops the output of a second run of a function with two
+    prints; grouping by line keeps it all, in order.
+    """
+    assert self.print_func is not None
+    lines = example.source.splitlines()
+    by_line: dict[int, list[pe_run_code.PrintStatement]] = {}
+    for statement in self.print_func.statements:
+        by_line.setdefault(statement.line_no, []).append(statement)
+    for line_no in sorted(by_line, reverse=True):
+        at_line, col = pe_run_code.find_print_location(example, line_no)
+        pe_run_code.remove_old_print(lines, at_line - 1)
+        for statement in reversed(by_line[line_no]):
+            self._insert_print_args(lines, statement, example.in_py_file(), at_line - 1, col)
+    return "\n".join(lines) + "\n"
+
+
+pe_run_code.find_print_location = _find_print_location
+pe_run_code.InsertPrintStatements._insert_print_statements = _insert_print_statements
+
+
+# --- Running a block -----------------------------------------------------------------
+
+
+@dataclass
+class Observed:
+    """What went wrong while a block ran, besides its output."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class BlockingCallError(RuntimeError):
+    pass
+
+
+def _guarded_sleep(real_sleep: Callable[[float], None]) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        if _in_event_loop():
+            raise BlockingCallError(
+                f"time.sleep({seconds}) blocks the event loop: use await anyio.sleep() "
+                "or asyncio.sleep(), or a simulated service"
+            )
+        real_sleep(seconds)
+
+    return sleep
+
+
+def _in_event_loop() -> bool:
+    if asyncio._get_running_loop() is not None:
+        return True
+    return trio.lowlevel.in_trio_run()
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self, observed: Observed) -> None:
+        super().__init__(logging.WARNING)
+        self.observed = observed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Executing" in message and "took" in message:
+            self.observed.problems.append(f"blocking call: {message.splitlines()[0]}")
+        elif "never retrieved" in message:
+            self.observed.problems.append(message.splitlines()[0])
+
+
+def _loop_exception_handler(observed: Observed) -> Callable[[Any, dict[str, Any]], None]:
+    def handle(loop: Any, context: dict[str, Any]) -> None:
+        message = context.get("message", "")
+        exc = context.get("exception")
+        detail = f": {type(exc).__name__}: {exc}" if exc else ""
+        observed.problems.append(f"{message}{detail}")
+
+    return handle
+
+
+async def _leak_checked(main: Any, observed: Observed) -> Any:
+    """Run `main`, then report tasks it left running (asyncio)."""
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception_handler(observed))
+    result = await main
+    me = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+    for task in pending:
+        observed.problems.append(f"task left pending when main() returned: {task.get_name()} {task.get_coro()!r}")
+    return result
+
+
+def _patched_runners(clock: str, observed: Observed) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    real = clock == "real"
+
+    def loop_factory() -> asyncio.AbstractEventLoop:
+        if real:
+            loop = asyncio.new_event_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+            return loop
+        return looptime.new_event_loop()
+
+    def asyncio_run(main: Any, *, debug: bool | None = None) -> Any:
+        if clock == "trio":
+            main.close()
+            raise ExampleError("asyncio.run() cannot run on Trio")
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_leak_checked(main, observed))
+
+    def anyio_run(func: Callable[..., Any], *args: Any, backend: str = "asyncio", backend_options: Any = None) -> Any:
+        if clock == "trio":
+            options = {"clock": trio.testing.MockClock(autojump_threshold=0)}
+            return _ANYIO_RUN(func, *args, backend="trio", backend_options=options)
+
+        async def checked() -> Any:
+            return await _leak_checked(func(*args), observed)
+
+        return _ANYIO_RUN(checked, backend="asyncio", backend_options={"loop_factory": loop_factory})
+
+    return asyncio_run, anyio_run
+
+
+@contextlib.contextmanager
+def _watch(clock: str, observed: Observed) -> Iterator[None]:
+    """Swap in the clock's runners and watch for leaks while a block runs."""
+    asyncio_run, anyio_run = _patched_runners(clock, observed)
+    handler = _LogCapture(observed)
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(handler)
+    services.faults.reset()
+    timeline.opened.clear()
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            warnings.simplefilter("always")
+            patch.setattr(asyncio, "run", asyncio_run)
+            patch.setattr(anyio, "run", anyio_run)
+            patch.setattr(time, "sleep", _guarded_sleep(time.sleep))
+            try:
+                yield
+            finally:
+                gc.collect()
+                for warning in caught:
+                    observed.warnings.append(f"{warning.category.__name__}: {warning.message}")
+    finally:
+        asyncio_logger.removeHandler(handler)
+        services.faults.reset()
+
+
+def run_block(example: CodeExample, clock: str, tmp_path: Path) -> tuple[pe_run_code.InsertPrintStatements, Observed]:
+    """Run one block on one clock; return its print recorder and what was observed."""
+    settings = Settings.of(example)
+    observed = Observed()
+    python_file = tmp_path / f"{example.module_name}.py"
+    python_file.write_text(example.source)
+    with _watch(clock, observed):
+        insert_print = _run_module(example, python_file)
+    _check_observed(example, settings, observed)
+    return insert_print, observed
+
+
+
+def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPrintStatements:
+    """Execute the block as `__main__`, recording its prints.
+
+    An exception is re-raised as an ExampleError whose traceback lines point
+    into the Markdown file.
+    """
+    spec = importlib.util.spec_from_file_location("__main__", python_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    insert_print = pe_run_code.InsertPrintStatements(
+        python_file, EXAMPLES_CONFIG, True, None, None
+    )
+    main_module = sys.modules["__main__"]
+    sys.modules["__main__"] = module
+    try:
+        with insert_print:
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ExampleError(_describe_failure(example, python_file, exc)) from None
+    finally:
+        # The block ran as __main__; give pytest its own module back.
+        sys.modules["__main__"] = main_module
+    return insert_print
+
+
+def _describe_failure(example: CodeExample, python_file: Path, exc: BaseException) -> str:
+    """The traceback, with the block's own frames shown at their Markdown lines."""
+    text = "".join(traceback.format_exception(exc))
+    last_line = 0
+
+    def to_markdown(match: re.Match[str]) -> str:
+        nonlocal last_line
+        last_line = int(match.group(1))
+        return f'File "{location(example, last_line - 1)}"'
+
+    text = re.sub(rf'File "{re.escape(str(python_file))}", line (\d+)', to_markdown, text)
+    where = location(example, last_line - 1) if last_line else location(example)
+    return f"{where}: the block raised {type(exc).__name__}: {exc}\n\n{text}"
+
+
+def _check_observed(example: CodeExample, settings: Settings, observed: Observed) -> None:
+    problems = list(observed.problems)
+    leak_warnings = [w for w in observed.warnings if _is_leak_warning(w)]
+    if settings.expect_warning:
+        wanted = [w for w in observed.warnings if settings.expect_warning in w]
+        if not wanted:
+            problems.append(
+                f'the fence says expect_warning="{settings.expect_warning}" but no such warning '
+                f"was emitted (warnings: {observed.warnings or 'none'})"
+            )
+        leak_warnings = [w for w in leak_warnings if settings.expect_warning not in w]
+    problems.extend(leak_warnings)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
+        raise ExampleError(f"{location(example)}: the block leaked or blocked:\n{listed}")
+
+
+def _is_leak_warning(text: str) -> bool:
+    return any(
+        marker in text
+        for marker in ("never awaited", "never retrieved", "unclosed", "Unclosed", "ResourceWarning")
+    )
+
+
+# --- Comparing output --------------------------------------------------------------
+
+
+def updated_source(example: CodeExample, insert_print: pe_run_code.InsertPrintStatements) -> str | None:
+    """The block's source with this run's output in it, or None if unchanged."""
+    return insert_print.updated_print_statements(example)
+
+
+def check_exact(example: CodeExample, new_source: str | None, clock: str) -> None:
+    if new_source is None:
+        return
+    raise ExampleError(
+        f"{location(example, _first_difference(example.source, new_source))}: "
+        f"printed output differs from the recorded output ({clock} clock). "
+        f"Run `make update-examples` if the change is intended.\n"
+        + _diff(example, new_source)
+    )
+
+
+# A figure in milliseconds: "took 150 ms", or a timeline's "50 →  150 ms".
+_MS = re.compile(r"(\d+)(?= ms\b| +→ )")
+_BARS = re.compile(f"[{timeline.BAR}{timeline.CANCELLED_BAR}]+")
+
+
+def _shape(line: str) -> str:
+    """A line with its millisecond figures and timeline bars taken out."""
+    return " ".join(_BARS.sub(" ", _MS.sub("<ms>", line)).split())
+
+
+def check_within_tolerance(example: CodeExample, new_source: str | None) -> list[tuple[int, int]]:
+    """Compare a real-clock run to the recorded output; return (recorded, real) pairs."""
+    if new_source is None:
+        return _pairs(example.source, example.source)
+    pairs_of_lines = _align(example.source.splitlines(), new_source.splitlines())
+    if pairs_of_lines is None:
+        raise ExampleError(
+            f"{location(example, _first_difference(example.source, new_source))}: "
+            "on the real clock the block printed something other than the recorded output "
+            "(beyond its millisecond figures).\n" + _diff(example, new_source)
+        )
+    pairs = []
+    for index, recorded_line, real_line in pairs_of_lines:
+        for recorded, real in zip(_MS.findall(recorded_line), _MS.findall(real_line), strict=True):
+            recorded, real = int(recorded), int(real)
+            low = recorded - REAL_EARLY_MS
+            high = REAL_LATE_FACTOR * recorded + REAL_LATE_MS
+            if not low <= real <= high:
+                raise ExampleError(
+                    f"{location(example, index)}: on the real clock this printed {real} ms where "
+                    f"the recorded output says {recorded} ms (allowed {low}..{high:.0f} ms). "
+                    "A blocking call, or a wait the virtual clock skips, would do this.\n"
+                    f"  recorded: {recorded_line.strip()}\n  real:     {real_line.strip()}"
+                )
+            pairs.append((recorded, real))
+    return pairs
+
+
+def _align(recorded: list[str], real: list[str]) -> list[tuple[int, str, str]] | None:
+    """Pair each recorded line with the real-clock line it corresponds to.
+
+    Lines must have the same shape in the same order, except inside a
+    timeline chart, where calls that started within a millisecond of each
+    other may swap places on a real clock: there, lines pair up by shape.
+    """
+    if len(recorded) != len(real):
+        return None
+    pairs = []
+    index = 0
+    while index < len(recorded):
+        end = index + 1
+        if "→" in recorded[index]:
+            while end < len(recorded) and "→" in recorded[end]:
+                end += 1
+        ours = sorted(range(index, end), key=lambda i: _shape(recorded[i]))
+        theirs = sorted(range(index, end), key=lambda i: _shape(real[i]))
+        for i, j in zip(ours, theirs, strict=True):
+            if _shape(recorded[i]) != _shape(real[j]):
+                return None
+            pairs.append((i, recorded[i], real[j]))
+        index = end
+    return pairs
+
+
+def _pairs(a: str, b: str) -> list[tuple[int, int]]:
+    return [(int(x), int(y)) for x, y in zip(_MS.findall(a), _MS.findall(b), strict=True)]
+
+
+def _first_difference(old: str, new: str) -> int:
+    for index, (a, b) in enumerate(zip(old.splitlines(), new.splitlines(), strict=False)):
+        if a != b:
+            return index
+    return min(len(old.splitlines()), len(new.splitlines()))
+
+
+def _diff(example: CodeExample, new_source: str) -> str:
+    name = relative(example.path)
+    lines = difflib.unified_diff(
+        example.source.splitlines(),
+        new_source.splitlines(),
+        f"{name} (recorded)",
+        f"{name} (this run)",
+        lineterm="",
+        n=2,
+    )
+    # Hunk headers count from the Markdown file's first line, not the block's.
+    offset = example.start_line
+
+    def shift(match: re.Match[str]) -> str:
+        return f"{match.group(1)}{int(match.group(2)) + offset}"
+
+    return "\n".join(
+        re.sub(r"([-+])(\d+)", shift, line) if line.startswith("@@") else line for line in lines
+    )
+
+
+# --- Lint and format -----------------------------------------------------------------
+
+
+def _ruff(*args: str, source: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def ruff_check(example: CodeExample) -> None:
+    result = _ruff(
+        "check",
+        "--isolated",
+        f"--line-length={LINE_LENGTH}",
+        f"--select={RUFF_RULES}",
+        "--target-version=py311",
+        "--output-format=concise",
+        "--stdin-filename=block.py",
+        "-",
+        source=example.source,
+    )
+    if result.returncode != 0:
+        found = re.sub(
+            r"^block\.py:(\d+):",
+            lambda m: f"{location(example, int(m.group(1)) - 1)}:",
+            result.stdout,
+            flags=re.M,
+        )
+        raise ExampleError(f"ruff found problems in the block at {location(example)}:\n{found}")
+
+
+def ruff_formatted(source: str) -> str:
+    """The block as `ruff format` writes it, keeping `#>` output lines as they are."""
+    protected = re.sub(r"^( *#)> ", r"\1 > ", source, flags=re.M)
+    result = _ruff("format", "--isolated", f"--line-length={LINE_LENGTH}", "-", source=protected)
+    if result.returncode != 0:
+        raise ExampleError(result.stderr)
+    return re.sub(r"^( *#) > ", r"\1> ", result.stdout, flags=re.M)
+
+
+def check_format(example: CodeExample) -> None:
+    formatted = ruff_formatted(example.source)
+    if formatted != example.source:
+        raise ExampleError(
+            f"{location(example, _first_difference(example.source, formatted))}: "
+            "the block is not formatted as `ruff format` would write it; "
+            "`make update-examples` fixes it.\n" + _diff(example, formatted)
+        )

@@ -1,0 +1,205 @@
+"""Static checks of the Markdown pages: fences, links and pattern-page anatomy.
+
+Each check returns a list of problems, each starting with `file:line:`, so a
+test can print them all at once.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_examples import find_examples
+
+from tests.harness import DOCS, relative
+
+# The four pattern pages; slugs mirror the original guide's file names.
+PATTERN_PAGES = {
+    "1.1": "prevent-waterfall-chains.md",
+    "1.2": "parallelize-independent-operations.md",
+    "2.4": "parallel-data-fetching.md",
+    "2.5": "per-request-deduplication.md",
+}
+
+PYTHON_INFO = {"python", "py"}
+# Languages a fence may be in without being run. Anything else is a typo or
+# a block the example collector would silently skip.
+OTHER_INFO = {
+    "text", "console", "bash", "sh", "shell", "toml", "yaml", "yml", "json",
+    "html", "jinja", "html+jinja", "markdown", "md", "ini", "make", "diff", "csv",
+}
+
+_FENCE = re.compile(r"^(?P<indent> *)(?P<marks>`{3,}|~{3,})\s*(?P<info>[^\s`{]*)(?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class Fence:
+    line: int  # 1-based line of the opening fence
+    indent: int
+    marks: str
+    info: str
+    rest: str
+
+
+def fences(path: Path) -> list[Fence]:
+    """Every fenced block's opening line, in order."""
+    found: list[Fence] = []
+    open_fence: Fence | None = None
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        match = _FENCE.match(text)
+        if not match:
+            continue
+        marks = match["marks"]
+        if open_fence is None:
+            open_fence = Fence(number, len(match["indent"]), marks, match["info"].lower(), match["rest"])
+            found.append(open_fence)
+        elif marks[0] == open_fence.marks[0] and len(marks) >= len(open_fence.marks) and not match["info"]:
+            open_fence = None
+    return found
+
+
+def fence_problems(path: Path) -> list[str]:
+    """Fences the example collector would not see, or would see wrongly."""
+    name = relative(path)
+    problems = []
+    collected = {example.start_line for example in find_examples(path)}
+    for fence in fences(path):
+        where = f"{name}:{fence.line}"
+        lang = fence.info.lstrip(".")
+        if fence.marks[0] == "~":
+            problems.append(f"{where}: use ``` fences; the example collector skips ~~~ fences")
+        elif len(fence.marks) > 3:
+            problems.append(
+                f"{where}: use exactly three backticks; the example collector skips "
+                f"{len(fence.marks)}-backtick fences"
+            )
+        elif lang == "pycon":
+            problems.append(f"{where}: pycon blocks are not run; write a python program that prints")
+        elif lang in PYTHON_INFO:
+            if fence.line not in collected:
+                problems.append(f"{where}: this python fence is not collected (is its closing fence indented the same?)")
+        elif lang not in OTHER_INFO:
+            problems.append(
+                f"{where}: unknown fence language {fence.info!r}; use python for code that runs, "
+                f"or one of {sorted(OTHER_INFO)}"
+            )
+    return problems
+
+
+# --- Links -------------------------------------------------------------------------
+
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_INLINE_CODE = re.compile(r"`[^`]*`")
+
+
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of lines outside fenced blocks, inline code removed."""
+    inside: set[int] = set()
+    open_fence: Fence | None = None
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        match = _FENCE.match(text)
+        if match and open_fence is None:
+            open_fence = Fence(number, 0, match["marks"], "", "")
+            inside.add(number)
+        elif open_fence is not None:
+            inside.add(number)
+            if match and match["marks"][0] == open_fence.marks[0] and not match["info"]:
+                open_fence = None
+    return [
+        (number, _INLINE_CODE.sub("", text))
+        for number, text in enumerate(path.read_text().splitlines(), start=1)
+        if number not in inside
+    ]
+
+
+class _Ids(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key == "id" and value:
+                self.ids.add(value)
+
+
+def built_page(site: Path, page: Path, docs: Path = DOCS) -> Path:
+    """Where mkdocs writes a page (directory URLs)."""
+    rel = page.relative_to(docs).with_suffix("")
+    if rel.name == "index":
+        return site / rel.parent / "index.html"
+    return site / rel / "index.html"
+
+
+def anchors(site: Path, page: Path, docs: Path = DOCS) -> set[str]:
+    parser = _Ids()
+    parser.feed(built_page(site, page, docs).read_text())
+    return parser.ids
+
+
+def link_problems(path: Path, site: Path, docs: Path = DOCS) -> list[str]:
+    """Links to pages or #anchors that do not exist, with file and line."""
+    name = relative(path)
+    problems = []
+    for number, text in prose_lines(path):
+        for match in _LINK.finditer(text):
+            target = match["target"]
+            if re.match(r"^[a-z]+:", target):
+                continue  # another scheme: http, https, mailto
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path.resolve()
+            where = f"{name}:{number}"
+            if not linked.exists():
+                problems.append(f"{where}: link to {target!r}: no such file {relative(linked)}")
+                continue
+            if anchor and linked.suffix == ".md" and anchor not in anchors(site, linked, docs):
+                problems.append(f"{where}: link to {target!r}: {relative(linked)} has no #{anchor}")
+    return problems
+
+
+# --- Pattern pages -----------------------------------------------------------------
+
+_TITLE = re.compile(r"^# (?P<number>\d\.\d+) \S")
+_TAB = re.compile(r'^=== "(?P<name>[^"]+)"')
+
+
+def pattern_problems(path: Path) -> list[str]:
+    """What a pattern page lacks: numbered title, tab pair, performance table, links."""
+    name = relative(path)
+    lines = path.read_text().splitlines()
+    problems = []
+    title = _TITLE.match(lines[0]) if lines else None
+    if not title:
+        problems.append(
+            f"{name}:1: the page must start with its numbered title, like "
+            "`# 1.1 Prevent waterfall chains`"
+        )
+    tabs = [(number, m["name"]) for number, line in enumerate(lines, start=1) if (m := _TAB.match(line))]
+    pair = any(
+        (first, second) == ("asyncio", "AnyIO")
+        for (_, first), (_, second) in zip(tabs, tabs[1:], strict=False)
+    )
+    if not pair:
+        problems.append(
+            f'{name}:1: no `=== "asyncio"` tab followed by an `=== "AnyIO"` tab '
+            "for the correct version"
+        )
+    if not _has_performance_table(lines):
+        problems.append(f"{name}:1: no `## Performance` section with a table of measured numbers")
+    linked = {m["target"].partition("#")[0].rsplit("/", 1)[-1] for _, text in prose_lines(path) for m in _LINK.finditer(text)}
+    missing = [slug for slug in PATTERN_PAGES.values() if slug != path.name and slug not in linked]
+    if missing:
+        problems.append(f"{name}:1: no link to the other pattern page(s) {missing}")
+    return problems
+
+
+def _has_performance_table(lines: list[str]) -> bool:
+    in_section = False
+    for line in lines:
+        if line.startswith("## "):
+            in_section = line.strip() == "## Performance"
+        elif in_section and line.lstrip().startswith("|"):
+            return True
+    return False

@@ -1,0 +1,87 @@
+"""Every Python block in docs/ runs, on every clock it claims, and is linted.
+
+Items are named `docs/page.md:FIRST-LAST:clock`, so `pytest -k index.md` or
+`pytest -k trio` picks a subset. `make update-examples` rewrites the recorded
+outputs from the virtual asyncio run and formats the blocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_examples import CodeExample, EvalExample, find_examples
+
+from tests import pagecheck
+from tests.harness import (
+    DOCS,
+    Settings,
+    check_exact,
+    check_format,
+    check_within_tolerance,
+    clocks_for,
+    ruff_check,
+    ruff_formatted,
+    run_block,
+    updated_source,
+)
+
+PAGES = sorted(DOCS.rglob("*.md"))
+EXAMPLES = list(find_examples(*PAGES))
+RUNS = [
+    pytest.param(example, clock, id=f"{example}:{clock}")
+    for example in EXAMPLES
+    for clock in clocks_for(example)
+]
+
+
+@pytest.mark.parametrize(("example", "clock"), RUNS)
+def test_block_runs(
+    example: CodeExample, clock: str, tmp_path: Path, eval_example: EvalExample
+) -> None:
+    settings = Settings.of(example)
+    if settings.skip:
+        pytest.skip(f"{example}: {settings.skip}")
+    updating = eval_example.update_examples
+    if updating and clock != "asyncio":
+        pytest.skip("outputs are recorded from the virtual asyncio run")
+    if updating:
+        example.source = ruff_formatted(example.source)
+    insert_print, _ = run_block(example, clock, tmp_path)
+    new_source = updated_source(example, insert_print)
+    if updating:
+        example.source = new_source or example.source
+        eval_example._mark_for_update(example)
+    elif clock == "real":
+        check_within_tolerance(example, new_source)
+    else:
+        check_exact(example, new_source, clock)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=str)
+def test_block_lint(example: CodeExample, eval_example: EvalExample) -> None:
+    Settings.of(example)
+    ruff_check(example)
+    if not eval_example.update_examples:
+        check_format(example)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS.parent)))
+def test_fences_are_collected(page: Path) -> None:
+    problems = pagecheck.fence_problems(page)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS.parent)))
+def test_links_resolve(page: Path, built_site: Path) -> None:
+    problems = pagecheck.link_problems(page, built_site)
+    assert not problems, "\n".join(problems)
+
+
+PATTERN_PAGES = sorted((DOCS / "patterns").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", PATTERN_PAGES, ids=lambda p: p.name)
+def test_pattern_page_anatomy(page: Path) -> None:
+    problems = pagecheck.pattern_problems(page)
+    assert not problems, "\n".join(problems)
