@@ -282,9 +282,7 @@ async def fetch_analytics(user_id: int) -> dict[str, int]:
 
 
 async def fetch_notifications(user_id: int) -> list[str]:
-    return await simulate(
-        "notifications", f"notifications({user_id})", lambda: ["welcome back"]
-    )
+    return await simulate("notifications", f"notifications({user_id})", lambda: ["welcome back"])
 
 
 async def fetch_item(item_id: int) -> dict[str, Any]:
@@ -384,11 +382,15 @@ class _Queries:
         raise NotImplementedError
 
     async def get_user(self, user_id: int) -> User | None:
-        return await self._query("db.get_user", f"db.get_user({user_id})", lambda: USERS.get(user_id))
+        return await self._query(
+            "db.get_user", f"db.get_user({user_id})", lambda: USERS.get(user_id)
+        )
 
     async def get_post(self, post_id: int) -> dict[str, Any]:
         return await self._query(
-            "db.get_post", f"db.get_post({post_id})", lambda: {"id": post_id, "title": f"Post {post_id}"}
+            "db.get_post",
+            f"db.get_post({post_id})",
+            lambda: {"id": post_id, "title": f"Post {post_id}"},
         )
 
     async def get_profile(self, user_id: int) -> dict[str, Any]:
@@ -427,7 +429,9 @@ class _Queries:
 
     async def create_post(self, values: Mapping[str, Any]) -> int:
         return await self._query(
-            "db.create_post", "db.create_post", lambda: self._record(Write("posts", 0, dict(values))).key
+            "db.create_post",
+            "db.create_post",
+            lambda: self._record(Write("posts", 0, dict(values))).key,
         )
 
     def _record(self, write: Write) -> Write:
@@ -510,7 +514,10 @@ async def external_api_app(scope: dict[str, Any], receive: Any, send: Any) -> No
         except ServiceUnavailable as exc:
             status, body = 503, {"error": str(exc)}
     payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

@@ -122,9 +122,7 @@ class Timeline:
             ready = max((finished_by_service.get(n, 0) for n in span.needs), default=0)
             end = ready + (span.end_ms - span.start_ms)
             earliest_end[span.label] = max(earliest_end.get(span.label, 0), end)
-            finished_by_service[span.service] = max(
-                finished_by_service.get(span.service, 0), end
-            )
+            finished_by_service[span.service] = max(finished_by_service.get(span.service, 0), end)
         return max(earliest_end.values(), default=0)
 
     def __str__(self) -> str:

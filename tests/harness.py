@@ -69,6 +69,10 @@ EXAMPLES_CONFIG = ExamplesConfig(line_length=LINE_LENGTH, quotes="either")
 class ExampleError(AssertionError):
     """A block broke one of the site's rules; the message names file and line."""
 
+    def __init__(self, message: str, raised: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.raised = raised  # the exception the block itself raised, if that was the problem
+
 
 def location(example: CodeExample, offset: int = 0) -> str:
     """`docs/page.md:LINE` for a line of the block (0 = its first code line)."""
@@ -233,11 +237,15 @@ async def _leak_checked(main: Any, observed: Observed) -> Any:
     me = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
     for task in pending:
-        observed.problems.append(f"task left pending when main() returned: {task.get_name()} {task.get_coro()!r}")
+        observed.problems.append(
+            f"task left pending when main() returned: {task.get_name()} {task.get_coro()!r}"
+        )
     return result
 
 
-def _patched_runners(clock: str, observed: Observed) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def _patched_runners(
+    clock: str, observed: Observed
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
     real = clock == "real"
 
     def loop_factory() -> asyncio.AbstractEventLoop:
@@ -255,7 +263,9 @@ def _patched_runners(clock: str, observed: Observed) -> tuple[Callable[..., Any]
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_leak_checked(main, observed))
 
-    def anyio_run(func: Callable[..., Any], *args: Any, backend: str = "asyncio", backend_options: Any = None) -> Any:
+    def anyio_run(
+        func: Callable[..., Any], *args: Any, backend: str = "asyncio", backend_options: Any = None
+    ) -> Any:
         if clock == "trio":
             options = {"clock": trio.testing.MockClock(autojump_threshold=0)}
             return _ANYIO_RUN(func, *args, backend="trio", backend_options=options)
@@ -263,20 +273,28 @@ def _patched_runners(clock: str, observed: Observed) -> tuple[Callable[..., Any]
         async def checked() -> Any:
             return await _leak_checked(func(*args), observed)
 
-        return _ANYIO_RUN(checked, backend="asyncio", backend_options={"loop_factory": loop_factory})
+        return _ANYIO_RUN(
+            checked, backend="asyncio", backend_options={"loop_factory": loop_factory}
+        )
 
     return asyncio_run, anyio_run
 
 
 @contextlib.contextmanager
-def _watch(clock: str, observed: Observed) -> Iterator[None]:
-    """Swap in the clock's runners and watch for leaks while a block runs."""
+def _watch(clock: str, observed: Observed, prepare: Callable[[], None] | None) -> Iterator[None]:
+    """Swap in the clock's runners and watch for leaks while a block runs.
+
+    `prepare` runs after the simulated backend is reset, just before the
+    block: a test can use it to inject a fault (see `services.faults`).
+    """
     asyncio_run, anyio_run = _patched_runners(clock, observed)
     handler = _LogCapture(observed)
     asyncio_logger = logging.getLogger("asyncio")
     asyncio_logger.addHandler(handler)
     services.faults.reset()
     timeline.opened.clear()
+    if prepare is not None:
+        prepare()
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
@@ -297,17 +315,25 @@ def _watch(clock: str, observed: Observed) -> Iterator[None]:
         services.faults.reset()
 
 
-def run_block(example: CodeExample, clock: str, tmp_path: Path) -> tuple[pe_run_code.InsertPrintStatements, Observed]:
-    """Run one block on one clock; return its print recorder and what was observed."""
+def run_block(
+    example: CodeExample,
+    clock: str,
+    tmp_path: Path,
+    prepare: Callable[[], None] | None = None,
+) -> tuple[pe_run_code.InsertPrintStatements, Observed]:
+    """Run one block on one clock; return its print recorder and what was observed.
+
+    The timelines the block opened stay in `examples.timeline.opened` until
+    the next run.
+    """
     settings = Settings.of(example)
     observed = Observed()
     python_file = tmp_path / f"{example.module_name}.py"
     python_file.write_text(example.source)
-    with _watch(clock, observed):
+    with _watch(clock, observed, prepare):
         insert_print = _run_module(example, python_file)
     _check_observed(example, settings, observed)
     return insert_print, observed
-
 
 
 def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPrintStatements:
@@ -319,16 +345,14 @@ def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPr
     spec = importlib.util.spec_from_file_location("__main__", python_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    insert_print = pe_run_code.InsertPrintStatements(
-        python_file, EXAMPLES_CONFIG, True, None, None
-    )
+    insert_print = pe_run_code.InsertPrintStatements(python_file, EXAMPLES_CONFIG, True, None, None)
     main_module = sys.modules["__main__"]
     sys.modules["__main__"] = module
     try:
         with insert_print:
             spec.loader.exec_module(module)
     except Exception as exc:
-        raise ExampleError(_describe_failure(example, python_file, exc)) from None
+        raise ExampleError(_describe_failure(example, python_file, exc), raised=exc) from None
     finally:
         # The block ran as __main__; give pytest its own module back.
         sys.modules["__main__"] = main_module
@@ -370,14 +394,22 @@ def _check_observed(example: CodeExample, settings: Settings, observed: Observed
 def _is_leak_warning(text: str) -> bool:
     return any(
         marker in text
-        for marker in ("never awaited", "never retrieved", "unclosed", "Unclosed", "ResourceWarning")
+        for marker in (
+            "never awaited",
+            "never retrieved",
+            "unclosed",
+            "Unclosed",
+            "ResourceWarning",
+        )
     )
 
 
 # --- Comparing output --------------------------------------------------------------
 
 
-def updated_source(example: CodeExample, insert_print: pe_run_code.InsertPrintStatements) -> str | None:
+def updated_source(
+    example: CodeExample, insert_print: pe_run_code.InsertPrintStatements
+) -> str | None:
     """The block's source with this run's output in it, or None if unchanged."""
     return insert_print.updated_print_statements(example)
 
@@ -388,8 +420,7 @@ def check_exact(example: CodeExample, new_source: str | None, clock: str) -> Non
     raise ExampleError(
         f"{location(example, _first_difference(example.source, new_source))}: "
         f"printed output differs from the recorded output ({clock} clock). "
-        f"Run `make update-examples` if the change is intended.\n"
-        + _diff(example, new_source)
+        f"Run `make update-examples` if the change is intended.\n" + _diff(example, new_source)
     )
 
 

@@ -7,6 +7,7 @@ test can print them all at once.
 from __future__ import annotations
 
 import html.parser
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,24 @@ PYTHON_INFO = {"python", "py"}
 # Languages a fence may be in without being run. Anything else is a typo or
 # a block the example collector would silently skip.
 OTHER_INFO = {
-    "text", "console", "bash", "sh", "shell", "toml", "yaml", "yml", "json",
-    "html", "jinja", "html+jinja", "markdown", "md", "ini", "make", "diff", "csv",
+    "text",
+    "console",
+    "bash",
+    "sh",
+    "shell",
+    "toml",
+    "yaml",
+    "yml",
+    "json",
+    "html",
+    "jinja",
+    "html+jinja",
+    "markdown",
+    "md",
+    "ini",
+    "make",
+    "diff",
+    "csv",
 }
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marks>`{3,}|~{3,})\s*(?P<info>[^\s`{]*)(?P<rest>.*)$")
@@ -53,9 +70,15 @@ def fences(path: Path) -> list[Fence]:
             continue
         marks = match["marks"]
         if open_fence is None:
-            open_fence = Fence(number, len(match["indent"]), marks, match["info"].lower(), match["rest"])
+            open_fence = Fence(
+                number, len(match["indent"]), marks, match["info"].lower(), match["rest"]
+            )
             found.append(open_fence)
-        elif marks[0] == open_fence.marks[0] and len(marks) >= len(open_fence.marks) and not match["info"]:
+        elif (
+            marks[0] == open_fence.marks[0]
+            and len(marks) >= len(open_fence.marks)
+            and not match["info"]
+        ):
             open_fence = None
     return found
 
@@ -76,10 +99,15 @@ def fence_problems(path: Path) -> list[str]:
                 f"{len(fence.marks)}-backtick fences"
             )
         elif lang == "pycon":
-            problems.append(f"{where}: pycon blocks are not run; write a python program that prints")
+            problems.append(
+                f"{where}: pycon blocks are not run; write a python program that prints"
+            )
         elif lang in PYTHON_INFO:
             if fence.line not in collected:
-                problems.append(f"{where}: this python fence is not collected (is its closing fence indented the same?)")
+                problems.append(
+                    f"{where}: this python fence is not collected "
+                    "(is its closing fence indented like its opening one?)"
+                )
         elif lang not in OTHER_INFO:
             problems.append(
                 f"{where}: unknown fence language {fence.info!r}; use python for code that runs, "
@@ -170,16 +198,18 @@ def pattern_problems(path: Path) -> list[str]:
     name = relative(path)
     lines = path.read_text().splitlines()
     problems = []
-    title = _TITLE.match(lines[0]) if lines else None
-    if not title:
+    first = _first_content_line(lines)
+    if first is None or not _TITLE.match(lines[first]):
         problems.append(
-            f"{name}:1: the page must start with its numbered title, like "
+            f"{name}:{(first or 0) + 1}: the page must start with its numbered title, like "
             "`# 1.1 Prevent waterfall chains`"
         )
-    tabs = [(number, m["name"]) for number, line in enumerate(lines, start=1) if (m := _TAB.match(line))]
+    tabs = [
+        (number, m["name"]) for number, line in enumerate(lines, start=1) if (m := _TAB.match(line))
+    ]
     pair = any(
         (first, second) == ("asyncio", "AnyIO")
-        for (_, first), (_, second) in zip(tabs, tabs[1:], strict=False)
+        for (_, first), (_, second) in itertools.pairwise(tabs)
     )
     if not pair:
         problems.append(
@@ -188,11 +218,25 @@ def pattern_problems(path: Path) -> list[str]:
         )
     if not _has_performance_table(lines):
         problems.append(f"{name}:1: no `## Performance` section with a table of measured numbers")
-    linked = {m["target"].partition("#")[0].rsplit("/", 1)[-1] for _, text in prose_lines(path) for m in _LINK.finditer(text)}
+    linked = {
+        m["target"].partition("#")[0].rsplit("/", 1)[-1]
+        for _, text in prose_lines(path)
+        for m in _LINK.finditer(text)
+    }
     missing = [slug for slug in PATTERN_PAGES.values() if slug != path.name and slug not in linked]
     if missing:
         problems.append(f"{name}:1: no link to the other pattern page(s) {missing}")
     return problems
+
+
+def _first_content_line(lines: list[str]) -> int | None:
+    """Index of the first line after any front matter and blank lines."""
+    index = 0
+    if lines and lines[0] == "---":
+        index = lines.index("---", 1) + 1 if "---" in lines[1:] else len(lines)
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return index if index < len(lines) else None
 
 
 def _has_performance_table(lines: list[str]) -> bool:
