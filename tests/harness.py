@@ -361,7 +361,12 @@ def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPr
 
 def _describe_failure(example: CodeExample, python_file: Path, exc: BaseException) -> str:
     """The traceback, with the block's own frames shown at their Markdown lines."""
-    text = "".join(traceback.format_exception(exc))
+    summary = traceback.TracebackException.from_exception(exc)
+    # Keep the frames a reader can act on: not the harness's, not the runner's.
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not _is_plumbing(frame.filename)]
+    )
+    text = "".join(summary.format())
     last_line = 0
 
     def to_markdown(match: re.Match[str]) -> str:
@@ -372,6 +377,14 @@ def _describe_failure(example: CodeExample, python_file: Path, exc: BaseExceptio
     text = re.sub(rf'File "{re.escape(str(python_file))}", line (\d+)', to_markdown, text)
     where = location(example, last_line - 1) if last_line else location(example)
     return f"{where}: the block raised {type(exc).__name__}: {exc}\n\n{text}"
+
+
+def _is_plumbing(filename: str) -> bool:
+    return (
+        filename == __file__
+        or filename.startswith("<frozen importlib")
+        or filename.endswith(("asyncio/runners.py", "asyncio/base_events.py"))
+    )
 
 
 def _check_observed(example: CodeExample, settings: Settings, observed: Observed) -> None:
