@@ -91,6 +91,8 @@ def fence_problems(path: Path) -> list[str]:
     for fence in fences(path):
         where = f"{name}:{fence.line}"
         lang = fence.info.lstrip(".")
+        if lang in OTHER_INFO:
+            continue  # not Python: any fence style is fine (e.g. ```` around a template)
         if fence.marks[0] == "~":
             problems.append(f"{where}: use ``` fences; the example collector skips ~~~ fences")
         elif len(fence.marks) > 3:
@@ -108,7 +110,7 @@ def fence_problems(path: Path) -> list[str]:
                     f"{where}: this python fence is not collected "
                     "(is its closing fence indented like its opening one?)"
                 )
-        elif lang not in OTHER_INFO:
+        else:
             problems.append(
                 f"{where}: unknown fence language {fence.info!r}; use python for code that runs, "
                 f"or one of {sorted(OTHER_INFO)}"
