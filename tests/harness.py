@@ -420,6 +420,16 @@ def _is_leak_warning(text: str) -> bool:
 # --- Comparing output --------------------------------------------------------------
 
 
+def check_block(example: CodeExample, clock: str, tmp_path: Path) -> None:
+    """Run a block on one clock and compare its output with the recorded one."""
+    insert_print, _ = run_block(example, clock, tmp_path)
+    new_source = updated_source(example, insert_print)
+    if clock == "real":
+        check_within_tolerance(example, new_source)
+    else:
+        check_exact(example, new_source, clock)
+
+
 def updated_source(
     example: CodeExample, insert_print: pe_run_code.InsertPrintStatements
 ) -> str | None:

@@ -14,11 +14,13 @@ from pytest_examples import CodeExample, find_examples
 from tests import pagecheck
 from tests.harness import (
     ExampleError,
-    check_exact,
+    check_block,
+    check_format,
     check_within_tolerance,
+    clocks_for,
     relative,
+    ruff_check,
     run_block,
-    updated_source,
 )
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -42,13 +44,7 @@ def where(name: str, text: str) -> str:
 
 
 def run_and_check(name: str, clock: str, tmp_path: Path) -> None:
-    example = only_block(name)
-    insert_print, _ = run_block(example, clock, tmp_path)
-    new_source = updated_source(example, insert_print)
-    if clock == "real":
-        check_within_tolerance(example, new_source)
-    else:
-        check_exact(example, new_source, clock)
+    check_block(only_block(name), clock, tmp_path)
 
 
 def test_wrong_recorded_output_fails_at_its_line(tmp_path: Path) -> None:
@@ -172,3 +168,23 @@ def test_an_incomplete_pattern_page_says_what_is_missing() -> None:
         "['parallelize-independent-operations.md', 'parallel-data-fetching.md', "
         "'per-request-deduplication.md']",
     ]
+
+
+TEMPLATE = SAMPLES / "pattern_template.md"
+TEMPLATE_RUNS = [
+    pytest.param(example, clock, id=f"{example.start_line}:{clock}")
+    for example in find_examples(TEMPLATE)
+    for clock in clocks_for(example)
+]
+
+
+def test_the_page_template_is_a_complete_pattern_page() -> None:
+    assert pagecheck.pattern_problems(TEMPLATE) == []
+    assert pagecheck.fence_problems(TEMPLATE) == []
+
+
+@pytest.mark.parametrize(("example", "clock"), TEMPLATE_RUNS)
+def test_the_page_template_blocks_run(example: CodeExample, clock: str, tmp_path: Path) -> None:
+    ruff_check(example)
+    check_format(example)
+    check_block(example, clock, tmp_path)
