@@ -30,6 +30,9 @@ __all__ = ["SendRecorder", "Sent"]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+# Characters of a chunk shown when the recorder is printed.
+PREVIEW = 40
+
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
@@ -79,7 +82,11 @@ class SendRecorder:
     def __str__(self) -> str:
         lines = []
         for sent in self.sent:
-            what = "headers" if sent.kind == "start" else sent.body.decode(errors="replace")
-            lines.append(f"{sent.at_ms:>5} ms  {what}")
+            if sent.kind == "start":
+                lines.append(f"{sent.at_ms:>5} ms  headers")
+            else:
+                text = sent.body.decode(errors="replace")
+                preview = text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
+                lines.append(f"{sent.at_ms:>5} ms  {len(sent.body):>4} bytes  {preview}")
         lines.append(f"first byte {self.first_byte_ms} ms, last part {self.last_part_ms} ms")
         return "\n".join(lines)

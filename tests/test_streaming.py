@@ -68,11 +68,21 @@ async def test_prints_one_line_per_message_then_the_figures() -> None:
     await get(recorder)
     assert str(recorder).splitlines() == [
         "    0 ms  headers",
-        "    0 ms  a",
-        "  100 ms  b",
-        "  250 ms  c",
+        "    0 ms     1 bytes  a",
+        "  100 ms     1 bytes  b",
+        "  250 ms     1 bytes  c",
         "first byte 0 ms, last part 250 ms",
     ]
+
+
+async def test_prints_a_long_chunk_shortened() -> None:
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 50})
+
+    recorder = SendRecorder(app)
+    await get(recorder)
+    assert str(recorder).splitlines()[1] == "    0 ms    50 bytes  " + "x" * 39 + "…"
 
 
 async def test_passes_other_scopes_through_unrecorded() -> None:
