@@ -1,0 +1,109 @@
+"""Page 1.2: the Performance table holds the numbers the page's own examples printed.
+
+Each figure is read from the output recorded under a block, found by the
+block's title="..." attribute, so a table cell can never drift from a run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pytest_examples import find_examples
+
+from tests.harness import DOCS
+
+PAGE = DOCS / "patterns" / "parallelize-independent-operations.md"
+
+
+def block(title: str) -> str:
+    """The source (with recorded output) of the block with this title.
+
+    pytest-examples lower-cases fence attributes, so titles compare in lower case.
+    """
+    for example in find_examples(PAGE):
+        if example.prefix_settings().get("title") == title.lower():
+            return example.source
+    raise AssertionError(f"{PAGE.name}: no block with title={title!r}")
+
+
+def totals(title: str) -> list[int]:
+    """Every `total N ms` line of the timelines printed by a block, in order."""
+    return [int(n) for n in re.findall(r"^ *total (\d+) ms$", block(title), flags=re.M)]
+
+
+def fan_out(title: str, label: str) -> tuple[int, int]:
+    """(total ms, peak concurrency) from a line like `limit 5: 20 items in 400 ms, ...`."""
+    match = re.search(
+        rf"#> {re.escape(label)}: 20 items in (\d+) ms, peak concurrency (\d+)$",
+        block(title),
+        flags=re.M,
+    )
+    assert match, f"{PAGE.name}: block {title!r} printed no {label!r} line"
+    return int(match[1]), int(match[2])
+
+
+def pool_totals() -> dict[int, int]:
+    found = re.findall(r"#> pool_size=(\d+): (\d+) ms$", block("Pool size caps the speedup"), re.M)
+    return {int(size): int(ms) for size, ms in found}
+
+
+def performance_table() -> dict[str, list[str]]:
+    """Rows of the table under `## Performance`: first cell -> the other cells."""
+    section = PAGE.read_text().split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|")
+    ]
+    return {row[0]: row[1:] for row in rows[2:]}  # skip the header and the --- line
+
+
+def row(one_by_one: int, together: int) -> list[str]:
+    speedup = round(one_by_one / together, 1)
+    return [f"{one_by_one} ms", f"{together} ms", f"{speedup:g}x"]
+
+
+def test_both_tabs_print_the_same_totals() -> None:
+    assert totals("Three calls together (asyncio)") == totals("Three calls together (AnyIO)")
+    assert totals("Dashboard queries (asyncio)") == totals("Dashboard queries (AnyIO)")
+    assert fan_out("Bounded fan-out (asyncio)", "limit 5") == fan_out(
+        "Bounded fan-out (AnyIO)", "limit 5"
+    )
+
+
+def test_the_performance_table_matches_the_recorded_outputs() -> None:
+    (three_in_a_row,) = totals("Three calls, one after another")
+    (three_together,) = totals("Three calls together (asyncio)")
+    five_in_a_row, five_together = totals("Five calls")
+    pools = pool_totals()
+    (dashboard,) = totals("Dashboard queries (asyncio)")
+    assert dashboard == pools[4]
+    loop_ms, loop_peak = fan_out("Twenty items: a loop, then no bound", "awaited in a loop")
+    unbounded_ms, unbounded_peak = fan_out("Twenty items: a loop, then no bound", "no bound")
+    bounded_ms, bounded_peak = fan_out("Bounded fan-out (asyncio)", "limit 5")
+    assert loop_peak == 1
+
+    expected = {
+        "user, posts, comments (100 ms each)": row(three_in_a_row, three_together),
+        "five calls of 100 ms": row(five_in_a_row, five_together),
+        "four dashboard queries, pool of 2": row(pools[1], pools[2]),
+        "four dashboard queries, pool of 4": row(pools[1], pools[4]),
+        f"20 items, limit 5 (peak concurrency {bounded_peak})": row(loop_ms, bounded_ms),
+        f"20 items, no bound (peak concurrency {unbounded_peak})": row(loop_ms, unbounded_ms),
+    }
+    assert performance_table() == expected
+
+
+def test_the_original_figures_hold() -> None:
+    """The original guide's 300 vs 100 ms (3x) and 500 vs 100 ms (5x)."""
+    assert totals("Three calls, one after another") == [300]
+    assert totals("Three calls together (asyncio)") == [100]
+    assert totals("Five calls") == [500, 100]
+
+
+def test_a_rejected_form_writes_nothing() -> None:
+    source = block("Form validation, then one write")
+    rejected, accepted = source.split("\n    valid = ", 1)
+    assert "#> writes: 0" in rejected
+    assert totals("Form validation, then one write")[0] == 20
+    assert "#> writes: 1" in accepted
