@@ -1,0 +1,330 @@
+"""Run doc blocks with each simulated call failing, or hanging, in turn.
+
+A block's normal run on the virtual asyncio clock says how many simulated
+calls it makes (its *baseline*). The fault matrix then runs it once per call
+with that call failing (`services.faults.fail_call_number`), and, when the
+block sets a deadline, once per call with that call hanging
+(`services.faults.stall_call_number`). Each run must end in one of two ways:
+
+- the block handles the failure and completes;
+- the block raises it to its caller: a `ServiceError` or `TimeoutError`, or
+  an exception group holding nothing else;
+
+and in both cases leave no task pending, no coroutine unawaited, no task
+exception unretrieved, and no write committed after the auth or validation
+it depends on failed (read from the block's timelines).
+
+Everything runs on virtual clocks, so a few hundred runs take seconds.
+`python -m tests.faultmatrix` prints the matrix's size per page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.runners
+import contextlib
+import gc
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import pytest
+from pytest_examples import CodeExample, find_examples
+
+from examples import services, timeline
+from tests import harness
+from tests.harness import DOCS, ExampleError, Settings, clocks_for, run_block
+
+# Source text that means the block puts a deadline on its calls; only such a
+# block is expected to survive a call that never returns.
+DEADLINE_MARKERS = ("asyncio.timeout(", "fail_after(", "move_on_after(", "wait_for(")
+
+# What a block may let escape when a call fails or hangs.
+ALLOWED_ERRORS = (services.ServiceError, TimeoutError)
+
+# A write may commit only if the calls it depends on succeeded.
+WRITES = tuple(name for name in services.NEEDS if name.startswith("db."))
+
+# In a stall run the stalled call waits this many virtual seconds (a day)
+# instead of forever; if nothing cancelled it by then, no deadline covers it.
+FOREVER_SECONDS = 86_400
+
+
+def all_examples(docs: Path = DOCS) -> list[CodeExample]:
+    return list(find_examples(*sorted(docs.rglob("*.md"))))
+
+
+def has_deadline(example: CodeExample) -> bool:
+    return any(marker in example.source for marker in DEADLINE_MARKERS)
+
+
+@contextlib.contextmanager
+def fast_gc() -> Iterator[None]:
+    """Let the harness's `gc.collect()` after each run skip long-lived objects.
+
+    Everything imported so far (pytest, trio, httpx, ...) moves to the
+    permanent generation; a run's own garbage is still collected, so
+    "never awaited" warnings still fire. Cuts a virtual run from ~45 ms to ~7 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+# --- Watching a run closer than the harness does ------------------------------------
+
+
+class _Hung(Exception):
+    """A stall run where nothing was left to happen: the block would wait forever."""
+
+
+@dataclass
+class Watched:
+    """What one run did, beyond what the harness reports."""
+
+    calls: int = 0
+    hung: bool = False
+    pending_at_exit: list[str] = field(default_factory=list)
+    observed: harness.Observed | None = None
+
+
+@contextlib.contextmanager
+def watching(stall_run: bool) -> Iterator[Watched]:
+    """Patch in the probes for one `run_block` call.
+
+    - the number of simulated calls, read before the harness resets it;
+    - the harness's `Observed`, so leaks are visible even when the block raised
+      (the harness stops checking at the first exception);
+    - tasks still pending when an event loop shuts down (the harness checks
+      pending tasks only when main() returns);
+    - for stall runs, a stalled call that gives up after a virtual day, so a
+      block whose deadline does not cover it ends (as "hung") instead of hanging.
+    """
+    watched = Watched()
+    real_reset = services.faults.reset
+    real_cancel_all = asyncio.runners._cancel_all_tasks
+    real_observed = harness.Observed
+
+    def reset() -> None:
+        watched.calls = max(watched.calls, services.faults.calls_made)
+        real_reset()
+
+    def observed() -> harness.Observed:
+        watched.observed = real_observed()
+        return watched.observed
+
+    def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+        for task in asyncio.all_tasks(loop):
+            if not task.done():
+                watched.pending_at_exit.append(f"{task.get_name()} {task.get_coro()!r}")
+        real_cancel_all(loop)
+
+    async def sleep_forever() -> None:
+        await anyio.sleep(FOREVER_SECONDS)
+        watched.hung = True
+        raise _Hung(f"nothing cancelled a stalled call within {FOREVER_SECONDS} s")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services.faults, "reset", reset)
+        patch.setattr(harness, "Observed", observed)
+        patch.setattr(asyncio.runners, "_cancel_all_tasks", cancel_all_tasks)
+        if stall_run:
+            patch.setattr(anyio, "sleep_forever", sleep_forever)
+        yield watched
+
+
+# --- Baseline --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A block's normal run."""
+
+    example: CodeExample
+    calls: int  # simulated calls the run made
+    error: str | None  # the run failed (test_docs reports why)
+    unguarded_write: str | None  # the normal run already writes after a failed check
+
+    @property
+    def name(self) -> str:
+        return str(self.example)
+
+
+def baseline(example: CodeExample, tmp_path: Path) -> Baseline:
+    settings = Settings.of(example)
+    if settings.skip:
+        return Baseline(example, 0, f"skipped: {settings.skip}", None)
+    with watching(stall_run=False) as watched:
+        try:
+            run_block(example, "asyncio", tmp_path)
+        except ExampleError as exc:
+            return Baseline(example, watched.calls, str(exc).splitlines()[0], None)
+    return Baseline(example, watched.calls, None, (unguarded_writes(timeline.opened) or [None])[0])
+
+
+def baselines(examples: list[CodeExample]) -> list[Baseline]:
+    with tempfile.TemporaryDirectory() as tmp, fast_gc():
+        return [baseline(example, Path(tmp)) for example in examples]
+
+
+# --- The matrix ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    base: Baseline
+    kind: str  # "fail" or "stall"
+    number: int  # which call (0 = first) fails or hangs
+    clock: str  # "asyncio" or "trio"
+
+    def __str__(self) -> str:
+        return f"{self.base.name}:{self.kind}-call-{self.number}:{self.clock}"
+
+    def prepare(self) -> None:
+        if self.kind == "fail":
+            services.faults.fail_call_number = self.number
+        else:
+            services.faults.stall_call_number = self.number
+
+
+def cases(bases: list[Baseline]) -> list[FaultCase]:
+    found = []
+    for base in bases:
+        if base.error or not base.calls:
+            continue
+        clocks = [clock for clock in clocks_for(base.example) if clock != "real"]
+        kinds = ["fail", "stall"] if has_deadline(base.example) else ["fail"]
+        for kind in kinds:
+            for number in range(base.calls):
+                for clock in clocks:
+                    found.append(FaultCase(base, kind, number, clock))
+    return found
+
+
+@dataclass
+class Outcome:
+    handled: bool  # the block completed
+    raised: BaseException | None  # what it raised to its caller
+    hung: bool  # a stall run with nothing left to happen
+    problems: list[str]
+
+
+def run_case(case: FaultCase, tmp_path: Path) -> Outcome:
+    """Run one fault case; `problems` lists every broken rule, with the failing call."""
+    raised: BaseException | None = None
+    harness_message = ""
+    with watching(stall_run=case.kind == "stall") as watched:
+        try:
+            run_block(case.base.example, case.clock, tmp_path, prepare=case.prepare)
+        except ExampleError as exc:
+            raised, harness_message = exc.raised, str(exc)
+    hung = watched.hung or (raised is not None and _contains(raised, _Hung))
+    if hung:
+        return Outcome(False, raised, True, [])
+    problems = leak_problems(case, watched)
+    if raised is None and harness_message and not problems:
+        # The harness objected to something that is not a leak, such as an
+        # expected warning that this path no longer emits: not our business.
+        pass
+    elif raised is not None:
+        problems += escaped_problems(raised)
+    if not case.base.unguarded_write:
+        problems += unguarded_writes(timeline.opened)
+    return Outcome(raised is None, raised, False, problems)
+
+
+def leak_problems(case: FaultCase, watched: Watched) -> list[str]:
+    problems = [f"task left pending: {task}" for task in watched.pending_at_exit]
+    observed = watched.observed
+    if observed is None:
+        return problems
+    expected = Settings.of(case.base.example).expect_warning
+    problems += observed.problems
+    problems += [
+        warning
+        for warning in observed.warnings
+        if harness._is_leak_warning(warning) and not (expected and expected in warning)
+    ]
+    return list(dict.fromkeys(problems))
+
+
+def escaped_problems(raised: BaseException) -> list[str]:
+    """What escaped the block, if it is not a service failure or a timeout."""
+    if isinstance(raised, BaseExceptionGroup):
+        _, rest = raised.split(ALLOWED_ERRORS)
+        if rest is None:
+            return []
+        raised = rest
+    elif isinstance(raised, ALLOWED_ERRORS):
+        return []
+    return [f"the block raised {type(raised).__name__}: {raised}"]
+
+
+def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
+    if isinstance(exc, kind):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_contains(inner, kind) for inner in exc.exceptions)
+    return any(
+        inner is not None and _contains(inner, kind) for inner in (exc.__cause__, exc.__context__)
+    )
+
+
+def unguarded_writes(timelines: list[timeline.Timeline]) -> list[str]:
+    """Writes that committed although a call they depend on had just failed.
+
+    For each committed write, look at each call it needs: the latest such
+    call that started before the write finished is the one whose answer the
+    write went ahead on. If that call failed, the write should not exist.
+    """
+    found = []
+    for opened in timelines:
+        for write in opened.spans:
+            if write.service not in WRITES or write.outcome != "ok" or write.end is None:
+                continue
+            for needed in services.NEEDS[write.service]:
+                before = [s for s in opened.spans if s.service == needed and s.start <= write.end]
+                if before and before[-1].outcome.startswith("failed"):
+                    found.append(
+                        f"{write.label} committed at {write.end_ms} ms although "
+                        f"{before[-1].label} {before[-1].outcome} at {before[-1].end_ms} ms"
+                    )
+    return found
+
+
+def failing_call(case: FaultCase) -> str:
+    """The label of the call the case broke, read from the run's timelines."""
+    wanted = "failed: ServiceUnavailable" if case.kind == "fail" else "cancelled"
+    for opened in timeline.opened:
+        for span in opened.spans:
+            if span.outcome == wanted:
+                return span.label
+    return f"call {case.number}"
+
+
+def summary(bases: list[Baseline], found: list[FaultCase]) -> str:
+    lines = []
+    for base in bases:
+        mine = [case for case in found if case.base is base]
+        if base.error:
+            lines.append(f"{base.name}: not in the matrix ({base.error})")
+        elif not base.calls:
+            lines.append(f"{base.name}: no simulated calls")
+        else:
+            fails = sum(case.kind == "fail" for case in mine)
+            stalls = sum(case.kind == "stall" for case in mine)
+            lines.append(
+                f"{base.name}: {base.calls} calls -> {fails} fail runs, {stalls} stall runs"
+            )
+    lines.append(f"total: {len(found)} fault runs")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    bases = baselines(all_examples())
+    print(summary(bases, cases(bases)))
