@@ -132,8 +132,8 @@ def request_cached(function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable
         store = _current_store.get()
         if store is None:
             raise RuntimeError(
-                f"{function.__qualname__}() is request_cached but no request scope is "
-                "active: run the request inside `async with request_scope():` or add "
+                f"{function.__qualname__}() is request_cached and needs a request scope: "
+                "run the request inside `async with request_scope():` or add "
                 "RequestScopeMiddleware to the app"
             )
         key = _cache_key(function, signature, args, kwargs)
@@ -214,7 +214,7 @@ def _cache_key(
         except TypeError as exc:
             raise TypeError(
                 f"{function.__qualname__}() is request_cached, so its arguments must be "
-                f"hashable, but argument {name!r} is a {type(value).__name__} ({exc}); "
+                f"hashable: argument {name!r} is a {type(value).__name__} ({exc}); "
                 "pass a tuple or a frozen dataclass instead"
             ) from None
         items.append((name, value))

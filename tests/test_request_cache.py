@@ -223,7 +223,9 @@ async def test_keyword_arguments_collected_by_kwargs_are_a_key(db: Database) -> 
 
 async def test_calling_outside_a_request_scope_raises(db: Database) -> None:
     get_user = cached_get_user(db)
-    with pytest.raises(RuntimeError, match=r"get_user\(\) is request_cached but no request"):
+    with pytest.raises(
+        RuntimeError, match=r"get_user\(\) is request_cached and needs a request scope"
+    ):
         await get_user(1)
     assert db.queries == []
 
