@@ -1,0 +1,125 @@
+"""The 2.5 page's Performance table and key claims match what its blocks printed.
+
+Each block is found by its `title="..."`; its recorded output (the `#>` lines
+and `\"\"\"` blocks the update command writes) is the source of truth.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pytest_examples import find_examples
+
+from tests.harness import DOCS
+
+PAGE = DOCS / "patterns" / "per-request-deduplication.md"
+BLOCKS = {example.prefix_settings().get("title"): example.source for example in find_examples(PAGE)}
+
+
+def recorded(title: str) -> str:
+    """The source of the block with this title, recorded output included.
+
+    pytest-examples lowercases a fence's attributes, so titles match in lowercase.
+    """
+    assert title.lower() in BLOCKS, f"no block titled {title!r} in {PAGE.name}"
+    return BLOCKS[title.lower()]
+
+
+def charts(title: str) -> list[tuple[list[str], int]]:
+    """Each printed timeline in the block: its span lines and its total in ms."""
+    found = []
+    for chunk in recorded(title).split('"""')[1::2]:
+        lines = [line.strip() for line in chunk.strip().splitlines()]
+        total = re.fullmatch(r"total (\d+) ms", lines[-1]) if lines else None
+        if total:
+            found.append((lines[:-1], int(total[1])))
+    return found
+
+
+def number(pattern: str, title: str) -> int:
+    match = re.search(pattern, recorded(title))
+    assert match, f"{pattern!r} not found in the output of {title!r}"
+    return int(match[1])
+
+
+def performance_table() -> dict[str, tuple[int, int]]:
+    """Scenario -> (queries, ms), from the page's `## Performance` table."""
+    section = PAGE.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[2].endswith(" ms"):
+            rows[cells[0]] = (int(cells[1]), int(cells[2].removesuffix(" ms")))
+    return rows
+
+
+def measured() -> dict[str, tuple[int, int]]:
+    """The same scenarios, read from the recorded outputs."""
+    (one_by_one, one_by_one_ms), (together, together_ms) = charts("Three parts, three queries")
+    [(cached, cached_ms)] = charts("One query per request (asyncio)")
+    [(counts, counts_ms)] = charts("Expensive aggregate")
+    [(reads, reads_ms)] = charts("File by slug")
+    return {
+        "Three parts one after another, no cache": (len(one_by_one), one_by_one_ms),
+        "Three parts together, no cache": (len(together), together_ms),
+        "Three parts with the request cache": (len(cached), cached_ms),
+        "Aggregate from three counts, first part": (len(counts), counts_ms),
+        "Aggregate, every later part": (
+            number(r"dashboard: \d+ ms, (\d+) queries", "Expensive aggregate"),
+            number(r"dashboard: (\d+) ms", "Expensive aggregate"),
+        ),
+        "Post file read by three parts": (len(reads), reads_ms),
+        "Current user, signed in (one `auth` call, then the query)": (
+            number(r"session-ada: .*queries: (\d+)", "Current user"),
+            number(r"session-ada: .*, (\d+) ms", "Current user"),
+        ),
+        "The same page requested again (Starlette)": (
+            number(r"second request: (\d+) query", "Starlette with the middleware"),
+            number(r"second request: \d+ query, (\d+) ms", "Starlette with the middleware"),
+        ),
+    }
+
+
+def test_performance_table_matches_the_recorded_outputs() -> None:
+    assert performance_table() == measured()
+
+
+@pytest.mark.parametrize(
+    "title", ["One query per request (asyncio)", "One query per request (AnyIO)"]
+)
+def test_both_tabs_make_one_query_in_the_time_of_one(title: str) -> None:
+    [(spans, total)] = charts(title)
+    assert len(spans) == 1 and spans[0].startswith("db.get_user(1)")
+    assert total == 100
+    assert "#> 1 query for one user" in recorded(title)
+
+
+def test_the_incorrect_version_makes_three_queries() -> None:
+    assert "#> 3 queries for one user" in recorded("Three parts, three queries")
+
+
+def test_lru_cache_on_async_def_fails_on_the_second_await() -> None:
+    output = recorded("functools.lru_cache on async def")
+    assert "#> second call: RuntimeError: cannot reuse already awaited coroutine" in output
+
+
+def test_process_wide_caches_leak_and_the_request_cache_does_not() -> None:
+    output = recorded("A process-wide cache leaks")
+    assert "#> alru_cache:        Ada's request got Ada, Grace's request got Ada" in output
+    assert "#> anyio lru_cache:   Ada's request got Ada, Grace's request got Ada" in output
+    assert "#> request_cached:    Ada's request got Ada, Grace's request got Grace" in output
+
+
+def test_argument_keys() -> None:
+    output = recorded("Arguments as cache keys")
+    assert "argument 'query' is a dict" in output
+    assert "argument 'query' is a UserQuery" in output
+    assert "#> plain object, 3 calls: 3 queries" in output
+    assert "#> frozen dataclass, 3 calls: 1 query" in output
+
+
+def test_hits_and_misses_are_printed_in_order() -> None:
+    output = recorded("Hits and misses")
+    lines = re.findall(r"#> DEBUG examples\.request_cache: (.*)", output)
+    assert lines == ["miss get_user(123)", "hit get_user(123)", "miss get_user(456)"]
