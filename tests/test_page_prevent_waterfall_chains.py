@@ -1,0 +1,180 @@
+"""Page 1.1, Prevent waterfall chains: its numbers come from its own runs.
+
+- Every cell of the page's Performance table equals a total that a block on
+  the page recorded (found by the block's `title="..."`), and every speedup is
+  computed from those totals.
+- The fixed dashboard handler takes exactly its critical path: if it ever
+  regressed to a waterfall, its total would exceed the critical path that
+  `Timeline.critical_path_ms()` computes from `services.NEEDS`, and the check
+  below would fail (the waterfall tests show that it does).
+- The server action writes nothing when authentication fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from pytest_examples import CodeExample, find_examples
+
+from examples import timeline
+from tests.harness import DOCS, run_block
+
+PAGE = DOCS / "patterns" / "prevent-waterfall-chains.md"
+EXAMPLES = list(find_examples(PAGE))
+
+# A total as a block prints it: a timeline's last line ("total 150 ms"),
+# or a summary line ("5 items in 200 ms", "took 100 ms").
+RECORDED_TOTAL = re.compile(r"\b(?:total|items in|took) (\d+) ms\b")
+
+# Each row of the Performance table: the block whose recorded output holds
+# its total, which of that block's totals (in order of appearance), and the
+# row whose total its speedup is measured against (None: no speedup cell).
+TABLE_ROWS = {
+    "Dashboard, awaited in turn": ("waterfall.py", 0, "Dashboard, awaited in turn"),
+    "Dashboard, coroutine created early, awaited late": (
+        "lazy_coroutine.py",
+        0,
+        "Dashboard, awaited in turn",
+    ),
+    "Dashboard, asyncio task group": ("fixed_asyncio.py", 0, "Dashboard, awaited in turn"),
+    "Dashboard, AnyIO task group": ("fixed_anyio.py", 0, "Dashboard, awaited in turn"),
+    "Dashboard, AnyIO `start_soon()`": (
+        "fixed_anyio_start_soon.py",
+        0,
+        "Dashboard, awaited in turn",
+    ),
+    "Dashboard as a Starlette route": ("route.py", 0, "Dashboard, awaited in turn"),
+    "Three independent calls": ("independent_asyncio.py", 0, None),
+    "Settings page, partial dependencies": ("partial_asyncio.py", 0, None),
+    "Profile update, valid session": ("server_action_asyncio.py", 0, None),
+    "Profile update, forged token": ("server_action_asyncio.py", 1, None),
+    "Five items, awaited in a loop": ("await_in_loop.py", 0, "Five items, awaited in a loop"),
+    "Five items, three at a time": ("bounded_asyncio.py", 0, "Five items, awaited in a loop"),
+}
+
+# The correct dashboard handlers: each must take exactly its critical path.
+FIXED_HANDLERS = ["fixed_asyncio.py", "fixed_anyio.py", "fixed_anyio_start_soon.py"]
+# The wrong ones, whose total is longer than their critical path.
+WATERFALLS = ["waterfall.py", "lazy_coroutine.py"]
+
+
+def block(title: str) -> CodeExample:
+    """The one block on the page with this title="..."."""
+    found = [ex for ex in EXAMPLES if ex.prefix_settings().get("title") == title]
+    assert len(found) == 1, f'{PAGE.name}: {len(found)} blocks with title="{title}", not one'
+    return found[0]
+
+
+def recorded_totals(title: str) -> list[int]:
+    """The totals recorded under the block's prints, in order."""
+    totals = [int(ms) for ms in RECORDED_TOTAL.findall(block(title).source)]
+    assert totals, f'block "{title}" has no recorded total'
+    return totals
+
+
+def performance_table() -> dict[str, tuple[str, str]]:
+    """Rows of the `## Performance` table: example name -> (total cell, speedup cell)."""
+    text = PAGE.read_text()
+    section = text.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or cells[0] in {"Example", ""} or set(cells[0]) <= {"-"}:
+            continue
+        name = re.sub(r"\s*\(`[^`]+`\)$", "", cells[0])  # drop the "(`file.py`)" suffix
+        rows[name] = (cells[1], cells[2])
+    return rows
+
+
+def total_of(row: str) -> int:
+    title, index, _ = TABLE_ROWS[row]
+    return recorded_totals(title)[index]
+
+
+# --- The Performance table -----------------------------------------------------------
+
+
+def test_every_table_row_is_checked() -> None:
+    assert sorted(performance_table()) == sorted(TABLE_ROWS)
+
+
+@pytest.mark.parametrize("row", list(TABLE_ROWS))
+def test_table_total_is_the_recorded_total(row: str) -> None:
+    total_cell, _ = performance_table()[row]
+    assert total_cell == f"{total_of(row)} ms"
+
+
+@pytest.mark.parametrize("row", list(TABLE_ROWS))
+def test_table_speedup_is_computed_from_recorded_totals(row: str) -> None:
+    _, speedup_cell = performance_table()[row]
+    baseline = TABLE_ROWS[row][2]
+    expected = "" if baseline is None else f"{total_of(baseline) / total_of(row):.2f}x"
+    assert speedup_cell == expected
+
+
+def test_the_headline_numbers() -> None:
+    """The figures the page's prose states: 200, 200, 150 ms, and zero writes."""
+    assert recorded_totals("waterfall.py") == [200]
+    assert recorded_totals("lazy_coroutine.py") == [200]
+    assert recorded_totals("fixed_asyncio.py") == recorded_totals("fixed_anyio.py") == [150]
+    failure_output = block("server_action_asyncio.py").source.split("forged-token", 1)[1]
+    assert "#> writes: 0" in failure_output
+
+
+# --- No waterfall in the fixed handler -------------------------------------------------
+
+
+def assert_total_is_critical_path(example: CodeExample, clock: str, tmp_path: Path) -> int:
+    """Run the block; its timeline's total must equal its critical path. Returns the total."""
+    run_block(example, clock, tmp_path)
+    ran = timeline.opened[-1]
+    assert ran.total_ms == ran.critical_path_ms(), (
+        f"{example}: took {ran.total_ms} ms where its calls allow "
+        f"{ran.critical_path_ms()} ms: something waited that did not have to\n{ran}"
+    )
+    return ran.total_ms
+
+
+@pytest.mark.parametrize("title", FIXED_HANDLERS)
+def test_fixed_handler_takes_its_critical_path(title: str, tmp_path: Path) -> None:
+    total = assert_total_is_critical_path(block(title), "asyncio", tmp_path)
+    assert total == recorded_totals(title)[-1] == 150
+
+
+@pytest.mark.parametrize("title", ["fixed_anyio.py", "fixed_anyio_start_soon.py"])
+def test_fixed_anyio_handler_takes_its_critical_path_on_trio(title: str, tmp_path: Path) -> None:
+    assert assert_total_is_critical_path(block(title), "trio", tmp_path) == 150
+
+
+@pytest.mark.parametrize("title", WATERFALLS)
+def test_the_check_catches_the_pages_waterfalls(title: str, tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="took 200 ms where its calls allow 150 ms"):
+        assert_total_is_critical_path(block(title), "asyncio", tmp_path)
+
+
+def test_the_check_catches_a_fixed_handler_that_regresses(tmp_path: Path) -> None:
+    """The asyncio fix with one added line that waits for config before auth."""
+    fixed = block("fixed_asyncio.py")
+    start_config = "config = tg.create_task(fetch_config())  # runs while auth runs\n"
+    assert start_config in fixed.source
+    regressed = fixed.source.replace(
+        start_config, start_config + "        await config  # the regression\n"
+    )
+    example = dataclasses.replace(fixed, source=regressed)
+    with pytest.raises(AssertionError, match="took 200 ms where its calls allow 150 ms"):
+        assert_total_is_critical_path(example, "asyncio", tmp_path)
+
+
+# --- The server action -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("title", ["server_action_asyncio.py", "server_action_anyio.py"])
+def test_rejected_profile_update_cancels_validation(title: str, tmp_path: Path) -> None:
+    run_block(block(title), "asyncio", tmp_path)
+    valid, rejected = timeline.opened
+    assert [span.service for span in valid.spans].count("db.update_profile") == 1
+    outcomes = {span.label: span.outcome for span in rejected.spans}
+    assert outcomes == {"auth": "failed: Unauthorized", "validate_profile": "cancelled"}
