@@ -19,6 +19,7 @@ from tests.harness import (
     check_block,
     check_format,
     clocks_for,
+    includes_only,
     ruff_check,
     ruff_formatted,
     run_block,
@@ -56,6 +57,8 @@ def test_block_runs(
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
 def test_block_lint(example: CodeExample, eval_example: EvalExample) -> None:
     Settings.of(example)
+    if includes_only(example):
+        return
     ruff_check(example)
     if not eval_example.update_examples:
         check_format(example)
