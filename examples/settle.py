@@ -59,4 +59,9 @@ async def settle(*calls: Awaitable[T]) -> list[Outcome[T]]:
 
 def value_or(outcome: Outcome[T], default: D) -> T | D:
     """The value of a successful call, or `default` for a failed one."""
-    return outcome.value if isinstance(outcome, Ok) else default
+    if isinstance(outcome, Ok):
+        return outcome.value
+    if isinstance(outcome, Failed):
+        return default
+    # A bare value (say, from asyncio.gather) would silently become the default.
+    raise TypeError(f"value_or() takes an Ok or a Failed, not {type(outcome).__name__}")

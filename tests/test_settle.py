@@ -44,3 +44,8 @@ async def test_cancelling_the_caller_cancels_every_call() -> None:
     outcomes = {span.label: span.outcome for span in timeline.spans}
     assert outcomes == {"user(1)": "cancelled", "posts(1)": "ok"}
     assert timeline.total_ms == 150
+
+
+def test_value_or_refuses_what_is_not_an_outcome() -> None:
+    with pytest.raises(TypeError, match="takes an Ok or a Failed, not dict"):
+        value_or({"theme": "dark"}, None)  # type: ignore[arg-type]
