@@ -28,6 +28,7 @@ import inspect
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,7 +258,7 @@ def cases(bases: list[Baseline]) -> list[FaultCase]:
 @dataclass
 class Outcome:
     handled: bool  # the block completed
-    raised: BaseException | None  # what it raised to its caller
+    raised: str | None  # what it raised to its caller ("ServiceUnavailable: ...")
     hung: bool  # a stall run with nothing left to happen
     problems: list[str]
 
@@ -272,30 +273,38 @@ def run_case(case: FaultCase, tmp_path: Path) -> Outcome:
         except ExampleError as exc:
             raised, harness_message = exc.raised, str(exc)
     hung = watched.hung or (raised is not None and _contains(raised, _Hung))
+    escaped = escaped_problems(raised) if raised is not None else []
+    description = f"{type(raised).__name__}: {raised}" if raised is not None else None
+    # The exception's traceback keeps the block's frames, and with them any
+    # coroutine the block never awaited. Let go of it here, so that warning
+    # is this case's and does not surface in a later run's gc.collect().
+    with warnings.catch_warnings(record=True) as late:
+        warnings.simplefilter("always")
+        raised = None
+        gc.collect()
     if hung:
-        return Outcome(False, raised, True, [])
-    problems = leak_problems(case, watched)
-    if raised is None and harness_message and not problems:
+        return Outcome(False, description, True, [])
+    problems = leak_problems(case, watched, [f"{w.category.__name__}: {w.message}" for w in late])
+    if description is None and harness_message and not problems:
         # The harness objected to something that is not a leak, such as an
         # expected warning that this path no longer emits: not our business.
         pass
-    elif raised is not None:
-        problems += escaped_problems(raised)
+    problems += escaped
     if not case.base.unguarded_write:
         problems += unguarded_writes(timeline.opened)
-    return Outcome(raised is None, raised, False, problems)
+    return Outcome(description is None, description, False, problems)
 
 
-def leak_problems(case: FaultCase, watched: Watched) -> list[str]:
+def leak_problems(case: FaultCase, watched: Watched, late_warnings: list[str]) -> list[str]:
     problems = [f"task left pending: {task}" for task in watched.pending_at_exit]
-    observed = watched.observed
-    if observed is None:
-        return problems
+    warned = late_warnings
+    if watched.observed is not None:
+        problems += watched.observed.problems
+        warned = watched.observed.warnings + late_warnings
     expected = Settings.of(case.base.example).expect_warning
-    problems += observed.problems
     problems += [
         warning
-        for warning in observed.warnings
+        for warning in warned
         if harness._is_leak_warning(warning) and not (expected and expected in warning)
     ]
     return list(dict.fromkeys(problems))
