@@ -48,6 +48,10 @@ OTHER_INFO = {
     "csv",
 }
 
+# Attributes the test harness reads (see tests/harness.py Settings).
+HARNESS_ATTRIBUTES = {"test", "backend", "expect_warning"}
+_ATTRIBUTE = re.compile(r"([\w-]+)=")
+
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marks>`{3,}|~{3,})\s*(?P<info>[^\s`{]*)(?P<rest>.*)$")
 
 
@@ -70,9 +74,12 @@ def fences(path: Path) -> list[Fence]:
             continue
         marks = match["marks"]
         if open_fence is None:
-            open_fence = Fence(
-                number, len(match["indent"]), marks, match["info"].lower(), match["rest"]
-            )
+            info, rest = match["info"].lower(), match["rest"].strip()
+            if not info and rest.startswith("{"):
+                # The attribute-list form: ```{.python title="..." test="skip: ..."}
+                classes = [word for word in rest.strip("{}").split() if word.startswith(".")]
+                info = classes[0].lower() if classes else ""
+            open_fence = Fence(number, len(match["indent"]), marks, info, rest)
             found.append(open_fence)
         elif (
             marks[0] == open_fence.marks[0]
@@ -105,6 +112,13 @@ def fence_problems(path: Path) -> list[str]:
                 f"{where}: pycon blocks are not run; write a python program that prints"
             )
         elif lang in PYTHON_INFO:
+            steering = sorted(set(_ATTRIBUTE.findall(fence.rest)) & HARNESS_ATTRIBUTES)
+            if steering and not fence.rest.startswith("{"):
+                problems.append(
+                    f"{where}: a fence with {steering} must use the attribute-list form "
+                    '```{.python title="..." ...}: in the plain form the site drops '
+                    "every attribute of the fence, its title included"
+                )
             if fence.line not in collected:
                 problems.append(
                     f"{where}: this python fence is not collected "

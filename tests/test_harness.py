@@ -145,10 +145,12 @@ def test_fences_the_collector_would_miss_fail_at_their_lines() -> None:
         where(name, "````python"),
         where(name, "```pyhton3x"),
         where(name, "```pycon"),
+        where(name, 'title="plain.py"'),
     ]
     assert "skips ~~~ fences" in problems[0]
     assert "4-backtick" in problems[1]
     assert "unknown fence language 'pyhton3x'" in problems[2]
+    assert "must use the attribute-list form" in problems[4]
 
 
 def test_a_complete_pattern_page_passes() -> None:
