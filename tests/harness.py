@@ -390,7 +390,12 @@ def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPr
         with insert_print:
             spec.loader.exec_module(module)
     except Exception as exc:
-        raise ExampleError(_describe_failure(example, python_file, exc), raised=exc) from None
+        message = _describe_failure(example, python_file, exc)
+        # Free the locals of the failed frames now, so that whatever they held
+        # (an unawaited coroutine, an open client) is reported for this block
+        # and not during a later one.
+        traceback.clear_frames(exc.__traceback__)
+        raise ExampleError(message, raised=exc) from None
     finally:
         # The block ran as __main__; give pytest its own module back.
         sys.modules["__main__"] = main_module
