@@ -1,0 +1,1 @@
+"""Benchmarks that are run by `make bench`, not by the test suite."""
