@@ -1,12 +1,17 @@
 """The suite stays fast enough to run on every change.
 
 Budgets are for this project's reference machine (2 cores). Each test
-measures in-process, once, and fails with the measured figure when a budget
-is broken, so a slow block or a slow page shows up in review, not weeks later.
+measures once and fails with the measured figure when a budget is broken,
+so a slow block or a slow page shows up in review, not weeks later.
+
+Budgets are checked against CPU time, which is the wall time of these
+single-threaded runs on an idle machine, and unlike wall time it does not
+grow when something else keeps the machine busy. Both are printed.
 """
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 
@@ -26,7 +31,7 @@ SITE_BUILD_BUDGET_SECONDS = 3.0
 def test_virtual_runs_of_every_block_fit_the_budget(tmp_path: Path) -> None:
     runs = 0
     simulated_ms = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for example in faultmatrix.all_examples():
         for clock in clocks_for(example):
             if clock == "real":
@@ -37,21 +42,23 @@ def test_virtual_runs_of_every_block_fit_the_budget(tmp_path: Path) -> None:
                 pass  # tests/test_docs.py reports it; the time still counts
             runs += 1
             simulated_ms += sum(opened.total_ms for opened in timeline.opened)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     report = (
-        f"{runs} virtual runs took {wall:.2f} s of wall time for {simulated_ms / 1000:.1f} s "
-        f"of simulated time (ratio {simulated_ms / 1000 / wall:.1f}x)"
+        f"{runs} virtual runs took {cpu:.2f} s of CPU ({wall:.2f} s wall) for "
+        f"{simulated_ms / 1000:.1f} s of simulated time (ratio {simulated_ms / 1000 / cpu:.1f}x)"
     )
     print(report)
-    assert wall < VIRTUAL_RUNS_BUDGET_SECONDS, f"{report}; budget {VIRTUAL_RUNS_BUDGET_SECONDS} s"
+    assert cpu < VIRTUAL_RUNS_BUDGET_SECONDS, f"{report}; budget {VIRTUAL_RUNS_BUDGET_SECONDS} s"
 
 
 def test_site_build_fits_the_budget(tmp_path: Path) -> None:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = build_site(tmp_path / "site")
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     assert result.returncode == 0, result.stderr
-    print(f"mkdocs build --strict took {wall:.2f} s")
-    assert wall < SITE_BUILD_BUDGET_SECONDS, (
-        f"mkdocs build --strict took {wall:.2f} s; budget {SITE_BUILD_BUDGET_SECONDS} s"
-    )
+    report = f"mkdocs build --strict took {cpu:.2f} s of CPU ({wall:.2f} s wall)"
+    print(report)
+    assert cpu < SITE_BUILD_BUDGET_SECONDS, f"{report}; budget {SITE_BUILD_BUDGET_SECONDS} s"
