@@ -48,7 +48,7 @@ def run_pytest(*args: str) -> Run:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "COLUMNS": "250"},
         check=False,
     )
     seconds = time.perf_counter() - started
