@@ -183,6 +183,8 @@ def baseline(example: CodeExample, tmp_path: Path) -> Baseline:
     settings = Settings.of(example)
     if settings.skip:
         return Baseline(example, 0, f"skipped: {settings.skip}", None)
+    if not clocks_for(example):
+        return Baseline(example, 0, "not run: it only includes a file", None)
     with watching(stall_run=False) as watched:
         try:
             run_block(example, "asyncio", tmp_path)
