@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser.site import (
+    NavPage,
     ServedSite,
     build,
     nav_pages,
@@ -165,10 +166,24 @@ def new_context(browser: Browser, **options: object) -> BrowserContext:
 
 
 @pytest.fixture
-def desktop(browser: Browser, served_site: ServedSite) -> Iterator[BrowserContext]:
+def desktop(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh desktop-sized profile for one test."""
     context = new_context(browser, **DESKTOP)
     yield context
     context.close()
+
+
+@pytest.fixture(scope="module")
+def desktop_module(browser: Browser) -> Iterator[BrowserContext]:
+    """A desktop-sized profile shared by one test module."""
+    context = new_context(browser, **DESKTOP)
+    yield context
+    context.close()
+
+
+def screenshot_path(page: NavPage, width: str) -> Path:
+    """Where a page's full-length screenshot goes (JPEG: PNG takes twice as long)."""
+    return SCREENSHOTS / f"{page.slug}-{width}.jpg"
 
 
 @dataclass
@@ -230,8 +245,8 @@ def tour(browser: Browser, served_site: ServedSite) -> dict[tuple[str, str], Vis
                 status = response.status if response else "no response"
                 seen.failed_requests.append(f"{seen.label}: page answered {status}")
             overflow = page.evaluate(OVERFLOW_JS) if width == "phone" else []
-            shot = SCREENSHOTS / f"{nav_page.slug}-{width}.png"
-            page.screenshot(path=shot, full_page=True)
+            shot = screenshot_path(nav_page, width)
+            page.screenshot(path=shot, full_page=True, quality=80)
             visits[nav_page.source, width] = Visit(seen.take_problems(), overflow, shot)
         context.close()
     return visits

@@ -46,6 +46,7 @@ FETCHING_ATTRS = {
     "input": ("src",),
 }
 NETWORK_SCHEMES = {"http", "https", "ws", "wss"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _CSS_URL = re.compile(r"""url\(\s*(?P<quote>['"]?)(?P<url>[^'")]+)(?P=quote)\s*\)""")
 _CSS_IMPORT = re.compile(r"""@import\s+(?P<quote>['"])(?P<url>[^'"]+)(?P=quote)""")
@@ -56,8 +57,13 @@ def is_foreign(url: str, base: str) -> bool:
     target = urlsplit(urljoin(base, url.strip()))
     if target.scheme not in NETWORK_SCHEMES:
         return False  # data:, blob:, mailto:, javascript: ...
-    own = urlsplit(base)
-    return (target.hostname, target.port) != (own.hostname, own.port)
+    return _origin(target.geturl()) != _origin(base)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return scheme, parts.hostname, parts.port or DEFAULT_PORTS.get(scheme)
 
 
 def css_urls(css: str) -> list[str]:

@@ -13,6 +13,7 @@ import functools
 import http.server
 import io
 import os
+import re
 import shutil
 import sys
 import threading
@@ -178,3 +179,29 @@ def serve(directory: Path, mount: str) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# --- Reading built pages -------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+_TAB_LABELS = re.compile(r'<div class="tabbed-labels[^"]*">(?P<labels>.*?)</div>', re.S)
+_LABEL = re.compile(r"<label[^>]*>(?P<text>.*?)</label>", re.S)
+_ARTICLE = re.compile(r'<article class="md-content__inner[^"]*">(?P<body>.*?)</article>', re.S)
+
+
+def built_html(site_dir: Path, page: NavPage) -> str:
+    return (site_dir / page.url / "index.html").read_text()
+
+
+def tab_label_sets(page_html: str) -> list[list[str]]:
+    """The labels of each content-tab set on a page, e.g. [["asyncio", "AnyIO"]]."""
+    return [
+        [_TAG.sub("", label["text"]).strip() for label in _LABEL.finditer(labels["labels"])]
+        for labels in _TAB_LABELS.finditer(page_html)
+    ]
+
+
+def word_count(page_html: str) -> int:
+    """Words in the page's article (not the navigation)."""
+    match = _ARTICLE.search(page_html)
+    return len(_TAG.sub(" ", match["body"] if match else "").split())

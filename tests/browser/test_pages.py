@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext
 
-from tests.browser.conftest import SCREENSHOTS, WIDTHS, Visit, watch
+from tests.browser.conftest import WIDTHS, Visit, screenshot_path, watch
 from tests.browser.site import NavPage, ServedSite, nav_pages
 
 PAGES = nav_pages()
@@ -26,7 +26,7 @@ def test_page_fits_a_phone_screen(page: NavPage, tour: dict[tuple[str, str], Vis
 
 
 def test_every_page_has_screenshots(tour: dict[tuple[str, str], Visit]) -> None:
-    expected = {SCREENSHOTS / f"{page.slug}-{width}.png" for page in PAGES for width in WIDTHS}
+    expected = {screenshot_path(page, width) for page in PAGES for width in WIDTHS}
     missing = sorted(str(path) for path in expected if not path.is_file())
     assert not missing, "no screenshot: " + ", ".join(missing)
     empty = sorted(str(path) for path in expected if path.stat().st_size < 1000)
