@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext
 from pytest_examples import find_examples
 
 from tests.browser.conftest import DESKTOP, new_context
 from tests.browser.site import NavPage, ServedSite, nav_pages
 from tests.harness import DOCS
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext
 
 COPY_BUTTON = "button.md-code__button[data-md-type=copy]"
 # A code annotation marker, which Material shows as a bubble and leaves out of a copy.

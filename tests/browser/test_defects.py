@@ -12,14 +12,17 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser
 
 from tests.browser.conftest import DESKTOP, new_context, watch
 from tests.browser.offline import foreign_fetches_in_site
 from tests.browser.site import build, copy_project, load_config, serve, site_path
 from tests.sitebuild import build_site
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CDN_SCRIPT = "https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.min.js"
 REPOSITORY = "https://github.com/waterfall-free/async-python"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from playwright.sync_api import BrowserContext
 
 from tests.browser.conftest import WIDTHS, Visit, screenshot_path, watch
 from tests.browser.site import NavPage, ServedSite, nav_pages
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 PAGES = nav_pages()
 

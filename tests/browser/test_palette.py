@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import BrowserContext, Page
+from typing import TYPE_CHECKING
 
 from tests.browser.site import ServedSite
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
 
 
 def scheme(page: Page) -> str | None:

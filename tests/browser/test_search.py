@@ -7,12 +7,15 @@ skipped, not failed, until it has text to find.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.site import ServedSite, built_html, nav_pages, word_count
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
 
 WATERFALLS = "patterns/prevent-waterfall-chains.md"
 PARALLELIZE = "patterns/parallelize-independent-operations.md"

@@ -3,9 +3,12 @@ instant navigation and after a reload (Material keeps the choice in localStorage
 
 from __future__ import annotations
 
-from playwright.sync_api import BrowserContext, Page
+from typing import TYPE_CHECKING
 
 from tests.browser.site import NavPage, ServedSite, built_html, tab_label_sets
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
 
 PAIR = ["asyncio", "AnyIO"]
 
