@@ -2,16 +2,20 @@
 # Each target creates .venv first, from scratch, when it is missing or when a
 # requirements file or pyproject.toml has changed since it was made.
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null && { echo $$p; break; }; done)
+# The newest Python 3.11+ that actually runs (a version manager's shim may
+# exist for a version that is not installed).
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve build test update-examples clean
+ZENSICAL_VENV := .venv-zensical
+.PHONY: serve build test update-examples clean zensical
 
-$(READY): requirements/docs.txt requirements/test.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
+$(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -26,8 +30,8 @@ serve: $(READY)
 build: $(READY)
 	$(BIN)/mkdocs build --strict
 
-## test: run every doc block on every clock, lint it, and test the site
-test: $(READY)
+## test: run every doc block on every clock, lint it, and test the site (also with Zensical)
+test: $(READY) $(ZENSICAL_VENV)/.ready
 	$(BIN)/python -m pytest
 
 ## update-examples: rewrite recorded outputs from the virtual asyncio run, and format blocks
@@ -35,5 +39,14 @@ update-examples: $(READY)
 	$(BIN)/python -m pytest tests/test_docs.py --update-examples -p no:xdist -q \
 		-k "test_block_runs or test_block_lint"
 
+## zensical: Zensical, Material's successor, in its own environment (tests/test_zensical.py uses it)
+zensical: $(ZENSICAL_VENV)/.ready
+
+$(ZENSICAL_VENV)/.ready: requirements/zensical.txt
+	rm -rf $(ZENSICAL_VENV)
+	$(PYTHON) -m venv $(ZENSICAL_VENV)
+	$(ZENSICAL_VENV)/bin/python -m pip install --quiet -r requirements/zensical.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) site
+	rm -rf $(VENV) $(ZENSICAL_VENV) site
