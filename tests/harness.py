@@ -333,6 +333,11 @@ def _watch(clock: str, observed: Observed, prepare: Callable[[], None] | None) -
     timeline.opened.clear()
     if prepare is not None:
         prepare()
+    # Everything that exists before the block is not the block's garbage:
+    # freezing it makes the collection below walk only the block's objects
+    # (a few ms, instead of tens of ms in a process full of pytest and
+    # FastAPI), while still finding every cycle the block left behind.
+    gc.freeze()
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
@@ -349,6 +354,7 @@ def _watch(clock: str, observed: Observed, prepare: Callable[[], None] | None) -
                 for warning in caught:
                     observed.warnings.append(f"{warning.category.__name__}: {warning.message}")
     finally:
+        gc.unfreeze()
         asyncio_logger.removeHandler(handler)
         services.faults.reset()
 
