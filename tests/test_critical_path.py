@@ -14,7 +14,6 @@ to stay at or above the critical path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,6 @@ def waterfall_problems(example: CodeExample, clock: str, tmp_path: Path) -> list
             f"calls in the last timeline is {timelines[-1].critical_path_ms()} ms"
         )
     return problems
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_runs() -> Iterator[None]:
-    with faultmatrix.fast_runs():
-        yield
 
 
 RUNS = [

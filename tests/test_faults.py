@@ -9,7 +9,6 @@ page's matrix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from tests import faultmatrix
 
 BASELINES = faultmatrix.baselines(faultmatrix.all_examples())
 CASES = faultmatrix.cases(BASELINES)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_runs() -> Iterator[None]:
-    with faultmatrix.fast_runs():
-        yield
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -166,3 +159,27 @@ anyio.run(main)
         assert (inside.handled, inside.hung, inside.problems) == (True, False, [])
         outside = outcomes[f"stall-call-1:{clock}"]
         assert outside.hung
+
+
+def test_catches_coroutine_never_awaited_on_the_failure_path(tmp_path: Path) -> None:
+    outcomes = _outcomes(
+        tmp_path,
+        """
+import asyncio
+
+from examples.services import auth, fetch_config
+
+
+async def main() -> None:
+    config = fetch_config()
+    await auth("session-ada")
+    await config
+
+
+asyncio.run(main())
+""",
+    )
+    # auth fails: the config coroutine was created but never awaited.
+    assert any("never awaited" in p for p in outcomes["fail-call-0:asyncio"].problems)
+    # config fails: it was awaited; the failure reaches the caller cleanly.
+    assert outcomes["fail-call-1:asyncio"].problems == []

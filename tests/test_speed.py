@@ -32,21 +32,16 @@ def test_virtual_runs_of_every_block_fit_the_budget(tmp_path: Path) -> None:
     runs = 0
     simulated_ms = 0
     started, cpu_started = time.perf_counter(), time.process_time()
-    # The harness's gc.collect() after each run walks every object the test
-    # process holds; in the full suite (browser tests included) that alone
-    # doubles the time. Freezing what is already there measures the blocks,
-    # not the rest of the process.
-    with faultmatrix.fast_runs():
-        for example in faultmatrix.all_examples():
-            for clock in clocks_for(example):
-                if clock == "real":
-                    continue
-                try:
-                    run_block(example, clock, tmp_path)
-                except AssertionError:
-                    pass  # tests/test_docs.py reports it; the time still counts
-                runs += 1
-                simulated_ms += sum(opened.total_ms for opened in timeline.opened)
+    for example in faultmatrix.all_examples():
+        for clock in clocks_for(example):
+            if clock == "real":
+                continue
+            try:
+                run_block(example, clock, tmp_path)
+            except AssertionError:
+                pass  # tests/test_docs.py reports it; the time still counts
+            runs += 1
+            simulated_ms += sum(opened.total_ms for opened in timeline.opened)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     report = (
         f"{runs} virtual runs took {cpu:.2f} s of CPU ({wall:.2f} s wall) for "
