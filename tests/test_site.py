@@ -42,3 +42,34 @@ def test_every_page_is_in_the_nav() -> None:
     hidden = set(config.get("not_in_nav", "").split())
     on_disk = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")} - hidden
     assert on_disk == in_nav
+
+
+def table_rows(lines: list[str]) -> list[list[str]]:
+    """Cells of the Markdown table rows among `lines`, header and rule left out."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.lstrip().startswith("|")
+    ]
+    return [row for row in rows if not all(set(cell) <= set("-: ") for cell in row)]
+
+
+def section(path: Path, heading: str) -> list[str]:
+    lines = path.read_text().splitlines()
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def test_home_results_match_the_pattern_pages() -> None:
+    """Each figure of the home page's results is in the linked page's Performance table."""
+    rows = table_rows(section(DOCS / "index.md", "## Results"))[1:]
+    assert len(rows) >= 4
+    for link, example, waterfall, fixed in rows:
+        page = DOCS / link.split("](")[1].split("#")[0]
+        cells = {cell for row in table_rows(section(page, "## Performance")) for cell in row}
+        missing = [figure for figure in (waterfall, fixed) if figure not in cells]
+        assert not missing, (
+            f"docs/index.md Results, {example!r}: {missing} not in the Performance table "
+            f"of {page.name}"
+        )
