@@ -20,16 +20,11 @@ Everything runs on virtual clocks, so a few hundred runs take seconds.
 
 from __future__ import annotations
 
-import asyncio
-import asyncio.runners
 import contextlib
-import gc
 import re
 import tempfile
-import traceback
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -39,7 +34,7 @@ from pytest_examples import CodeExample, find_examples
 
 from examples import services, timeline
 from tests import harness
-from tests.harness import DOCS, ExampleError, Settings, clocks_for, run_block
+from tests.harness import DOCS, ExampleError, Settings, clocks_for, exception_tree, run_block
 
 # Source text that means the block puts a deadline on its calls; only such a
 # block is expected to survive a call that never returns.
@@ -82,66 +77,31 @@ def has_deadline(example: CodeExample) -> bool:
     return any(marker in example.source for marker in DEADLINE_MARKERS)
 
 
-# --- Watching a run closer than the harness does ------------------------------------
+# --- Stall runs that end ------------------------------------------------------------
 
 
 class _Hung(Exception):
     """A stall run where nothing was left to happen: the block would wait forever."""
 
 
-@dataclass
-class Watched:
-    """What one run did, beyond what the harness reports."""
-
-    calls: int = 0
-    hung: bool = False
-    pending_at_exit: list[str] = field(default_factory=list)
-    observed: harness.Observed | None = None
-
-
 @contextlib.contextmanager
-def watching(stall_run: bool) -> Iterator[Watched]:
-    """Patch in the probes for one `run_block` call.
+def stalled_calls_give_up(stall_run: bool) -> Iterator[list[bool]]:
+    """In a stall run, a stalled call gives up after a virtual day.
 
-    - the number of simulated calls, read before the harness resets it;
-    - the harness's `Observed`, so leaks are visible even when the block raised
-      (the harness stops checking at the first exception);
-    - tasks still pending when an event loop shuts down (the harness checks
-      pending tasks only when main() returns);
-    - for stall runs, a stalled call that gives up after a virtual day, so a
-      block whose deadline does not cover it ends (as "hung") instead of hanging.
+    A block whose deadline does not cover the stalled call then ends, and the
+    run is reported as hung (the yielded list holds True) instead of hanging.
     """
-    watched = Watched()
-    real_reset = services.faults.reset
-    real_cancel_all = asyncio.runners._cancel_all_tasks
-    real_observed = harness.Observed
-
-    def reset() -> None:
-        watched.calls = max(watched.calls, services.faults.calls_made)
-        real_reset()
-
-    def observed() -> harness.Observed:
-        watched.observed = real_observed()
-        return watched.observed
-
-    def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-        for task in asyncio.all_tasks(loop):
-            if not task.done():
-                watched.pending_at_exit.append(f"{task.get_name()} {task.get_coro()!r}")
-        real_cancel_all(loop)
+    hung: list[bool] = []
 
     async def sleep_forever() -> None:
         await anyio.sleep(FOREVER_SECONDS)
-        watched.hung = True
+        hung.append(True)
         raise _Hung(f"nothing cancelled a stalled call within {FOREVER_SECONDS} s")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services.faults, "reset", reset)
-        patch.setattr(harness, "Observed", observed)
-        patch.setattr(asyncio.runners, "_cancel_all_tasks", cancel_all_tasks)
         if stall_run:
             patch.setattr(anyio, "sleep_forever", sleep_forever)
-        yield watched
+        yield hung
 
 
 # --- Baseline --------------------------------------------------------------------------
@@ -167,12 +127,13 @@ def baseline(example: CodeExample, tmp_path: Path) -> Baseline:
         return Baseline(example, 0, f"skipped: {settings.skip}", None)
     if not clocks_for(example):
         return Baseline(example, 0, "not run: it only includes a file", None)
-    with watching(stall_run=False) as watched:
-        try:
-            run_block(example, "asyncio", tmp_path)
-        except ExampleError as exc:
-            return Baseline(example, watched.calls, str(exc).splitlines()[0], None)
-    return Baseline(example, watched.calls, None, (unguarded_writes(timeline.opened) or [None])[0])
+    try:
+        _, observed = run_block(example, "asyncio", tmp_path)
+    except ExampleError as exc:
+        calls = exc.observed.calls_made if exc.observed else 0
+        return Baseline(example, calls, str(exc).splitlines()[0], None)
+    write = (unguarded_writes(timeline.opened) or [None])[0]
+    return Baseline(example, observed.calls_made, None, write)
 
 
 def baselines(examples: list[CodeExample]) -> list[Baseline]:
@@ -230,48 +191,33 @@ class Outcome:
 def run_case(case: FaultCase, tmp_path: Path) -> Outcome:
     """Run one fault case; `problems` lists every broken rule, with the failing call."""
     raised: BaseException | None = None
-    harness_message = ""
-    with watching(stall_run=case.kind == "stall") as watched:
+    with stalled_calls_give_up(case.kind == "stall") as hung_flag:
         try:
-            run_block(case.base.example, case.clock, tmp_path, prepare=case.prepare)
+            _, observed = run_block(case.base.example, case.clock, tmp_path, prepare=case.prepare)
         except ExampleError as exc:
-            raised, harness_message = exc.raised, str(exc)
-    hung = watched.hung or (raised is not None and _contains(raised, _Hung))
-    escaped = escaped_problems(raised) if raised is not None else []
+            raised, observed = exc.raised, exc.observed
+    hung = bool(hung_flag) or (
+        raised is not None and any(isinstance(e, _Hung) for e in exception_tree(raised))
+    )
     description = f"{type(raised).__name__}: {raised}" if raised is not None else None
-    # The tracebacks of what the block raised (inside an exception group too)
-    # keep the block's frames, and with them any coroutine it never awaited.
-    # Free them here, so that warning is this case's and does not surface in
-    # a later run. A young-generation collection is enough for what they held.
-    with warnings.catch_warnings(record=True) as late:
-        warnings.simplefilter("always")
-        for exception in _exception_tree(raised):
-            traceback.clear_frames(exception.__traceback__)
-        raised = None
-        gc.collect(1)
     if hung:
         return Outcome(False, description, True, [])
-    problems = leak_problems(case, watched, [f"{w.category.__name__}: {w.message}" for w in late])
-    if description is None and harness_message and not problems:
-        # The harness objected to something that is not a leak, such as an
-        # expected warning that this path no longer emits: not our business.
-        pass
-    problems += escaped
+    problems = leak_problems(case, observed)
+    if raised is not None:
+        problems += escaped_problems(raised)
     if not case.base.unguarded_write:
         problems += unguarded_writes(timeline.opened)
     return Outcome(description is None, description, False, problems)
 
 
-def leak_problems(case: FaultCase, watched: Watched, late_warnings: list[str]) -> list[str]:
-    problems = [f"task left pending: {task}" for task in watched.pending_at_exit]
-    warned = late_warnings
-    if watched.observed is not None:
-        problems += watched.observed.problems
-        warned = watched.observed.warnings + late_warnings
+def leak_problems(case: FaultCase, observed: harness.Observed | None) -> list[str]:
+    """Leaks the harness saw, whether or not the block raised."""
+    if observed is None:
+        return []
     expected = Settings.of(case.base.example).expect_warning
-    problems += [
+    problems = list(observed.problems) + [
         warning
-        for warning in warned
+        for warning in observed.warnings
         if harness._is_leak_warning(warning) and not (expected and expected in warning)
     ]
     return list(dict.fromkeys(problems))
@@ -287,31 +233,6 @@ def escaped_problems(raised: BaseException) -> list[str]:
     elif isinstance(raised, ALLOWED_ERRORS):
         return []
     return [f"the block raised {type(raised).__name__}: {raised}"]
-
-
-def _exception_tree(exc: BaseException | None) -> list[BaseException]:
-    """The exception, what it groups, and what caused it, each once."""
-    found: dict[int, BaseException] = {}
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in found:
-            continue
-        found[id(current)] = current
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        stack.extend((current.__cause__, current.__context__))
-    return list(found.values())
-
-
-def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
-    if isinstance(exc, kind):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_contains(inner, kind) for inner in exc.exceptions)
-    return any(
-        inner is not None and _contains(inner, kind) for inner in (exc.__cause__, exc.__context__)
-    )
 
 
 def unguarded_writes(timelines: list[timeline.Timeline]) -> list[str]:

@@ -78,6 +78,7 @@ class ExampleError(AssertionError):
     ) -> None:
         super().__init__(message)
         self.raised = raised  # the exception the block itself raised, if that was the problem
+        self.observed: Observed | None = None  # what the run did, set by run_block
         self.slow = slow  # only the real clock's timing was off: see `check_block`
 
 
@@ -220,6 +221,7 @@ class Observed:
 
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    calls_made: int = 0  # simulated calls the run made (services.faults.calls_made)
 
 
 class BlockingCallError(RuntimeError):
@@ -271,14 +273,19 @@ async def _leak_checked(main: Any, observed: Observed) -> Any:
     """Run `main`, then report tasks it left running (asyncio)."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler(observed))
-    result = await main
-    me = asyncio.current_task()
-    pending = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
-    for task in pending:
-        observed.problems.append(
-            f"task left pending when main() returned: {task.get_name()} {task.get_coro()!r}"
-        )
-    return result
+    ended = "raised"
+    try:
+        result = await main
+        ended = "returned"
+        return result
+    finally:
+        # Also when main() raised: the runner would cancel these silently.
+        me = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+        for task in pending:
+            observed.problems.append(
+                f"task left pending when main() {ended}: {task.get_name()} {task.get_coro()!r}"
+            )
 
 
 def _patched_runners(
@@ -356,6 +363,7 @@ def _watch(clock: str, observed: Observed, prepare: Callable[[], None] | None) -
     finally:
         gc.unfreeze()
         asyncio_logger.removeHandler(handler)
+        observed.calls_made = services.faults.calls_made
         services.faults.reset()
 
 
@@ -374,9 +382,13 @@ def run_block(
     observed = Observed()
     python_file = tmp_path / f"{example.module_name}.py"
     python_file.write_text(example.source)
-    with _watch(clock, observed, prepare):
-        insert_print = _run_module(example, python_file)
-    _check_observed(example, settings, observed)
+    try:
+        with _watch(clock, observed, prepare):
+            insert_print = _run_module(example, python_file)
+        _check_observed(example, settings, observed)
+    except ExampleError as exc:
+        exc.observed = observed  # complete once the watch has ended
+        raise
     return insert_print, observed
 
 
@@ -400,12 +412,28 @@ def _run_module(example: CodeExample, python_file: Path) -> pe_run_code.InsertPr
         # Free the locals of the failed frames now, so that whatever they held
         # (an unawaited coroutine, an open client) is reported for this block
         # and not during a later one.
-        traceback.clear_frames(exc.__traceback__)
+        for raised in exception_tree(exc):
+            traceback.clear_frames(raised.__traceback__)
         raise ExampleError(message, raised=exc) from None
     finally:
         # The block ran as __main__; give pytest its own module back.
         sys.modules["__main__"] = main_module
     return insert_print
+
+
+def exception_tree(exc: BaseException) -> list[BaseException]:
+    """The exception, what it groups, and what caused it, each once."""
+    found: dict[int, BaseException] = {}
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in found:
+            continue
+        found[id(current)] = current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        stack.extend((current.__cause__, current.__context__))
+    return list(found.values())
 
 
 def _describe_failure(example: CodeExample, python_file: Path, exc: BaseException) -> str:
