@@ -12,7 +12,7 @@ READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
 ZENSICAL_VENV := .venv-zensical
-.PHONY: serve build test update-examples clean zensical
+.PHONY: serve build test update-examples bench determinism clean zensical
 
 $(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -38,6 +38,14 @@ test: $(READY) $(ZENSICAL_VENV)/.ready
 update-examples: $(READY)
 	$(BIN)/python -m pytest tests/test_docs.py --update-examples -p no:xdist -q \
 		-k "test_block_runs or test_block_lint"
+
+## bench: measure what starting a task costs; rewrites docs/assets/parallelism-cost.{json,svg} and the table in docs/parallelism-cost.md (minutes)
+bench: $(READY)
+	$(BIN)/python examples/parallelism_cost.py
+
+## determinism: run the example suite 20 times, then the real-clock runs with a core kept busy (minutes)
+determinism: $(READY)
+	$(BIN)/python tests/determinism.py
 
 ## zensical: Zensical, Material's successor, in its own environment (tests/test_zensical.py uses it)
 zensical: $(ZENSICAL_VENV)/.ready

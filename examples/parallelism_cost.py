@@ -1,7 +1,7 @@
 """What starting a task costs: asyncio.gather, asyncio.TaskGroup, AnyIO task groups.
 
     make bench                                 # measure, then write the files below
-    .venv/bin/python bench/parallelism_cost.py --render-only   # rewrite from the JSON
+    .venv/bin/python examples/parallelism_cost.py --render-only   # rewrite from the JSON
 
 Each variant starts N trivial tasks (`async def nothing(): pass`) and waits
 for all of them, for N = 10, 1,000 and 100,000, on the real clock. The

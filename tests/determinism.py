@@ -1,7 +1,7 @@
 """Run the example suite many times, then the real-clock items under load.
 
-    .venv/bin/python scripts/determinism.py            # 20 runs, then 3 loaded runs
-    .venv/bin/python scripts/determinism.py --runs 5 --loaded-runs 1
+    .venv/bin/python tests/determinism.py            # 20 runs, then 3 loaded runs
+    .venv/bin/python tests/determinism.py --runs 5 --loaded-runs 1
 
 1. `pytest tests/test_docs.py` (every block on every clock, and lint) runs
    `--runs` times in a row; a run passes when pytest exits 0. A flaky block

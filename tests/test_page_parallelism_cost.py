@@ -1,4 +1,4 @@
-"""The cost page shows what bench/parallelism_cost.py measured, and its prose holds.
+"""The cost page shows what examples/parallelism_cost.py measured, and its prose holds.
 
 The benchmark itself is not run here (`make bench` runs it); these tests
 check that the table, the chart and the statements on the page agree with
@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from bench import parallelism_cost as bench
+from examples import parallelism_cost as bench
 
 FIGURES = json.loads(bench.JSON_PATH.read_text())
 ASYNCIO_TASKS = ("gather", "taskgroup")
@@ -41,7 +41,7 @@ def test_page_table_is_the_measured_figures() -> None:
 def test_chart_is_drawn_from_the_measured_figures() -> None:
     assert bench.SVG_PATH.read_text() == bench.svg(FIGURES), (
         "docs/assets/parallelism-cost.svg differs from the JSON: "
-        "run `.venv/bin/python bench/parallelism_cost.py --render-only`"
+        "run `.venv/bin/python examples/parallelism_cost.py --render-only`"
     )
 
 
