@@ -263,3 +263,10 @@ def _has_performance_table(lines: list[str]) -> bool:
         elif in_section and line.lstrip().startswith("|"):
             return True
     return False
+
+
+def table_value(path: Path, label: str) -> str:
+    """The second cell of the table row whose first cell is `label`."""
+    match = re.search(rf"^\| {re.escape(label)} \| ([^|]+) \|$", path.read_text(), re.M)
+    assert match, f"{relative(path)} has no table row {label!r}"
+    return match[1].strip()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from examples import timeline
 from tests import faultmatrix
-from tests.harness import clocks_for, run_block
+from tests.harness import DOCS, clocks_for, run_block
+from tests.pagecheck import table_value
 from tests.sitebuild import build_site
 
 # Every virtual run (asyncio, and Trio for AnyIO blocks) of every block, as
@@ -51,6 +52,9 @@ def test_virtual_runs_of_every_block_fit_the_budget(tmp_path: Path) -> None:
     )
     print(report)
     assert cpu < VIRTUAL_RUNS_BUDGET_SECONDS, f"{report}; budget {VIRTUAL_RUNS_BUDGET_SECONDS} s"
+    # The testing page states how much simulated time the runs cover.
+    label = "Simulated time covered by the virtual runs"
+    assert table_value(DOCS / "testing.md", label) == f"{simulated_ms / 1000:.1f} s"
 
 
 def test_site_build_fits_the_budget(tmp_path: Path) -> None:
