@@ -21,7 +21,7 @@ real driver's rule that one connection runs one query at a time.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -135,34 +135,28 @@ class Faults:
 faults = Faults()
 
 
-def _check_names(names: tuple[str, ...]) -> None:
+@contextmanager
+def _added(names: tuple[str, ...], to: set[str]) -> Iterator[None]:
+    """Add service names to a fault set for the duration of a block."""
     unknown = [name for name in names if name not in LATENCY_MS]
     if unknown:
         raise KeyError(f"unknown service(s) {unknown}; known: {sorted(LATENCY_MS)}")
+    added = set(names) - to
+    to |= added
+    try:
+        yield
+    finally:
+        to -= added
 
 
-@contextmanager
-def outage(*services: str) -> Iterator[None]:
+def outage(*services: str) -> AbstractContextManager[None]:
     """Inside this block, calls to these services fail with ServiceUnavailable."""
-    _check_names(services)
-    added = set(services) - faults.failing
-    faults.failing |= added
-    try:
-        yield
-    finally:
-        faults.failing -= added
+    return _added(services, faults.failing)
 
 
-@contextmanager
-def stall(*services: str) -> Iterator[None]:
+def stall(*services: str) -> AbstractContextManager[None]:
     """Inside this block, calls to these services never return."""
-    _check_names(services)
-    added = set(services) - faults.stalled
-    faults.stalled |= added
-    try:
-        yield
-    finally:
-        faults.stalled -= added
+    return _added(services, faults.stalled)
 
 
 # --- The one place where simulated time passes --------------------------------

@@ -640,7 +640,7 @@ def _diff(example: CodeExample, new_source: str) -> str:
 # --- Lint and format -----------------------------------------------------------------
 
 
-def _ruff(*args: str, source: str) -> subprocess.CompletedProcess[str]:
+def ruff(*args: str, source: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ruff", *args],
         input=source,
@@ -652,7 +652,7 @@ def _ruff(*args: str, source: str) -> subprocess.CompletedProcess[str]:
 
 
 def ruff_check(example: CodeExample) -> None:
-    result = _ruff(
+    result = ruff(
         "check",
         "--isolated",
         f"--line-length={LINE_LENGTH}",
@@ -677,7 +677,7 @@ def ruff_check(example: CodeExample) -> None:
 def ruff_formatted(source: str) -> str:
     """The block as `ruff format` writes it, keeping `#>` output lines as they are."""
     protected = re.sub(r"^( *#)> ", r"\1 > ", source, flags=re.M)
-    result = _ruff("format", "--isolated", f"--line-length={LINE_LENGTH}", "-", source=protected)
+    result = ruff("format", "--isolated", f"--line-length={LINE_LENGTH}", "-", source=protected)
     if result.returncode != 0:
         raise ExampleError(result.stderr)
     return re.sub(r"^( *#) > ", r"\1> ", result.stdout, flags=re.M)
