@@ -69,6 +69,9 @@ class _Store:
 
     task_group: TaskGroup
     calls: dict[Hashable, _Call] = field(default_factory=dict)
+    # Set when the request ends. A task started during the request that
+    # outlives it still sees this store through its copied context.
+    closed: bool = False
 
     def forget(self, key: Hashable, call: _Call) -> None:
         if self.calls.get(key) is call:
@@ -83,11 +86,13 @@ async def request_scope() -> AsyncIterator[None]:
     """Cache `@request_cached` calls made inside this block, and in tasks it starts.
 
     When the block ends, the store is dropped and any call still running is
-    cancelled. An error raised in the block comes out unchanged.
+    cancelled. An exception (an `Exception` subclass) raised in the block
+    comes out unchanged.
     """
     error: Exception | None = None
     async with anyio.create_task_group() as task_group:
-        token = _current_store.set(_Store(task_group))
+        store = _Store(task_group)
+        token = _current_store.set(store)
         try:
             yield
         except Exception as exc:
@@ -95,6 +100,7 @@ async def request_scope() -> AsyncIterator[None]:
             # wrapped in an ExceptionGroup.
             error = exc
         finally:
+            store.closed = True
             _current_store.reset(token)
             task_group.cancel_scope.cancel()
     if error is not None:
@@ -130,10 +136,11 @@ def request_cached(function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable
     @functools.wraps(function)
     async def cached(*args: P.args, **kwargs: P.kwargs) -> T:
         store = _current_store.get()
-        if store is None:
+        if store is None or store.closed:
+            ended = " (the request this task started in has ended)" if store else ""
             raise RuntimeError(
-                f"{function.__qualname__}() is request_cached and needs a request scope: "
-                "run the request inside `async with request_scope():` or add "
+                f"{function.__qualname__}() is request_cached and needs a request scope"
+                f"{ended}: run the request inside `async with request_scope():` or add "
                 "RequestScopeMiddleware to the app"
             )
         key = _cache_key(function, signature, args, kwargs)

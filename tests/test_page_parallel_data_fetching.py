@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 from pytest_examples import find_examples
 
+from examples.timeline import Timeline
 from tests.harness import DOCS
 
 PAGE = DOCS / "patterns" / "parallel-data-fetching.md"
@@ -135,3 +137,28 @@ def test_both_tabs_print_the_same(pair: tuple[str, str]) -> None:
         return [line.strip() for line in source[start:].splitlines() if "ms" in line]
 
     assert output(asyncio_tab) == output(anyio_tab)
+
+
+@pytest.mark.anyio
+async def test_the_streamed_page_stops_its_fetches_when_the_client_leaves() -> None:
+    """Readers copy `StreamedPage`: a client leaving mid-stream must not leave
+    fetches running or make the endpoint fail."""
+    source = recorded("Streaming: each part leaves as soon as it is ready")
+    namespace: dict[str, object] = {}
+    exec(source[: source.index("\napp = Starlette(")], namespace)  # the endpoint, not main()
+    endpoint = namespace["StreamedPage"](*namespace["PARTS"])  # type: ignore[operator]
+    sent: list[str] = []
+
+    async def receive() -> dict[str, str]:
+        await anyio.sleep(0.05)  # the client leaves after 50 ms
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(str(message["type"]))
+
+    scope = {"type": "http", "method": "GET", "path": "/streamed", "headers": []}
+    with Timeline() as timeline:
+        await endpoint(scope, receive, send)
+    assert {span.outcome for span in timeline.spans} == {"cancelled"}
+    assert timeline.total_ms == 50
+    assert sent[0] == "http.response.start"

@@ -310,3 +310,24 @@ async def test_middleware_gives_each_http_request_its_own_scope(db: Database) ->
         await get(1)
     assert names == {1: "Ada", 2: "Grace"}
     assert sorted(db.queries) == ["db.get_user(1)", "db.get_user(1)", "db.get_user(2)"]
+
+
+async def test_a_task_that_outlives_its_request_gets_a_clear_error() -> None:
+    @request_cached
+    async def lookup(user_id: int) -> int:
+        return user_id
+
+    errors: list[str] = []
+
+    async def later() -> None:
+        await anyio.sleep(1)  # the request has ended by now
+        try:
+            await lookup(1)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    async with anyio.create_task_group() as outer:
+        async with request_scope():
+            outer.start_soon(later)  # started during the request, runs after it
+    assert len(errors) == 1
+    assert "the request this task started in has ended" in errors[0]
