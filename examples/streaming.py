@@ -57,14 +57,17 @@ class SendRecorder:
             await self.app(scope, receive, send)
             return
         arrived = anyio.current_time()
-        self.sent = []
+        # This request's own list: a concurrent request replaces `self.sent`
+        # but cannot append to this one.
+        sent: list[Sent] = []
+        self.sent = sent
 
         async def recording_send(message: Message) -> None:
             at_ms = round((anyio.current_time() - arrived) * 1000)
             if message["type"] == "http.response.start":
-                self.sent.append(Sent(at_ms, "start"))
+                sent.append(Sent(at_ms, "start"))
             elif message["type"] == "http.response.body" and message.get("body"):
-                self.sent.append(Sent(at_ms, "body", bytes(message["body"])))
+                sent.append(Sent(at_ms, "body", bytes(message["body"])))
             await send(message)
 
         await self.app(scope, receive, recording_send)
@@ -76,8 +79,8 @@ class SendRecorder:
 
     @property
     def last_part_ms(self) -> int:
-        """When the last non-empty chunk of the body left the app."""
-        return max(sent.at_ms for sent in self.sent if sent.kind == "body")
+        """When the last non-empty chunk of the body left the app (0: no body)."""
+        return max((sent.at_ms for sent in self.sent if sent.kind == "body"), default=0)
 
     def __str__(self) -> str:
         lines = []

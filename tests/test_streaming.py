@@ -95,3 +95,31 @@ async def test_passes_other_scopes_through_unrecorded() -> None:
     await recorder({"type": "lifespan"}, None, None)
     assert seen == ["lifespan"]
     assert recorder.sent == []
+
+
+async def test_concurrent_requests_do_not_mix_their_records() -> None:
+    async def delayed_app(scope, receive, send) -> None:
+        await anyio.sleep(float(scope["query_string"].decode().split("=")[1]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    recorder = SendRecorder(delayed_app)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=recorder), base_url="http://test"
+    ) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get, "/?delay=0.2")
+            await anyio.sleep(0.01)
+            tg.start_soon(client.get, "/?delay=0.1")
+    # The latest request's record holds only its own two messages.
+    assert recorder.sent == [Sent(100, "start"), Sent(100, "body", b"x")]
+
+
+async def test_a_response_without_a_body_prints() -> None:
+    async def no_content(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    recorder = SendRecorder(no_content)
+    await get(recorder)
+    assert str(recorder).splitlines()[-1] == "first byte 0 ms, last part 0 ms"
