@@ -91,19 +91,17 @@ def build_fails(directory: Path, edit: Callable[[Path], None]) -> subprocess.Com
     return build_site(directory / "site", with_defect(directory, edit))
 
 
-def test_strict_build_fails_on_markdown_link_to_missing_anchor(tmp_path: Path) -> None:
-    result = build_fails(
-        tmp_path,
-        lambda d: append(d / "docs" / "index.md", "[broken](testing.md#no-such-section)"),
-    )
+@pytest.mark.parametrize(
+    ("link", "anchor"),
+    [
+        ("[broken](testing.md#no-such-section)", "no-such-section"),
+        ('<a href="#no-such-heading">broken</a>', "no-such-heading"),
+    ],
+    ids=["markdown-link", "raw-html-link"],
+)
+def test_strict_build_fails_on_link_to_missing_anchor(
+    tmp_path: Path, link: str, anchor: str
+) -> None:
+    result = build_fails(tmp_path, lambda d: append(d / "docs" / "index.md", link))
     assert result.returncode != 0
-    assert "no-such-section" in result.stderr
-
-
-def test_strict_build_fails_on_html_link_to_missing_anchor(tmp_path: Path) -> None:
-    result = build_fails(
-        tmp_path,
-        lambda d: append(d / "docs" / "index.md", '<a href="#no-such-heading">broken</a>'),
-    )
-    assert result.returncode != 0
-    assert "no-such-heading" in result.stderr
+    assert anchor in result.stderr
