@@ -6,13 +6,14 @@ test can print them all at once.
 
 from __future__ import annotations
 
+import functools
 import html.parser
 import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_examples import find_examples
+from pytest_examples import CodeExample, find_examples
 
 from tests.harness import DOCS, relative
 
@@ -270,3 +271,39 @@ def table_value(path: Path, label: str) -> str:
     match = re.search(rf"^\| {re.escape(label)} \| ([^|]+) \|$", path.read_text(), re.M)
     assert match, f"{relative(path)} has no table row {label!r}"
     return match[1].strip()
+
+
+# --- Reading a page's blocks and tables, for tests that check its figures ----------
+
+
+@functools.cache
+def _examples(path: Path) -> list[CodeExample]:
+    return list(find_examples(path))
+
+
+def block_titled(path: Path, title: str) -> CodeExample:
+    """The one block of the page with this `title="..."`.
+
+    pytest-examples lower-cases fence attributes, so titles compare in lower case.
+    """
+    found = [ex for ex in _examples(path) if ex.prefix_settings().get("title") == title.lower()]
+    assert len(found) == 1, f'{relative(path)}: {len(found)} blocks with title="{title}", not one'
+    return found[0]
+
+
+def section(path: Path, heading: str) -> list[str]:
+    """The lines under a `## heading`, up to the next `## ` heading."""
+    lines = path.read_text().splitlines()
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def table_rows(lines: list[str]) -> list[list[str]]:
+    """Cells of the Markdown table rows among `lines`, the header included, the rule not."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.lstrip().startswith("|")
+    ]
+    return [row for row in rows if not all(set(cell) <= set("-: ") for cell in row)]

@@ -11,21 +11,17 @@ import re
 
 import anyio
 import pytest
-from pytest_examples import find_examples
 
 from examples.timeline import Timeline
 from tests.harness import DOCS
+from tests.pagecheck import block_titled
 
 PAGE = DOCS / "patterns" / "parallel-data-fetching.md"
-EXAMPLES = list(find_examples(PAGE))
 
 
 def recorded(title: str) -> str:
     """The source of the block titled `title`, recorded output included."""
-    # prefix_settings() lower-cases attribute values.
-    found = [ex for ex in EXAMPLES if ex.prefix_settings().get("title") == title.lower()]
-    assert len(found) == 1, f"expected one block titled {title!r} in {PAGE.name}"
-    return found[0].source
+    return block_titled(PAGE, title).source
 
 
 def totals(title: str) -> list[int]:

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import re
 
-from pytest_examples import find_examples
-
 from tests.harness import DOCS
+from tests.pagecheck import block_titled, section, table_rows
 
 PAGE = DOCS / "patterns" / "parallelize-independent-operations.md"
 
 
 def block(title: str) -> str:
-    """The source (with recorded output) of the block with this title.
-
-    pytest-examples lower-cases fence attributes, so titles compare in lower case.
-    """
-    for example in find_examples(PAGE):
-        if example.prefix_settings().get("title") == title.lower():
-            return example.source
-    raise AssertionError(f"{PAGE.name}: no block with title={title!r}")
+    """The source (with recorded output) of the block with this title."""
+    return block_titled(PAGE, title).source
 
 
 def totals(title: str) -> list[int]:
@@ -49,13 +42,8 @@ def pool_totals() -> dict[int, int]:
 
 def performance_table() -> dict[str, list[str]]:
     """Rows of the table under `## Performance`: first cell -> the other cells."""
-    section = PAGE.read_text().split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in section.splitlines()
-        if line.startswith("|")
-    ]
-    return {row[0]: row[1:] for row in rows[2:]}  # skip the header and the --- line
+    rows = table_rows(section(PAGE, "## Performance"))
+    return {row[0]: row[1:] for row in rows[1:]}  # skip the header
 
 
 def row(one_by_one: int, together: int) -> list[str]:

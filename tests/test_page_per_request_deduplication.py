@@ -9,21 +9,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from pytest_examples import find_examples
 
 from tests.harness import DOCS
+from tests.pagecheck import block_titled, section, table_rows
 
 PAGE = DOCS / "patterns" / "per-request-deduplication.md"
-BLOCKS = {example.prefix_settings().get("title"): example.source for example in find_examples(PAGE)}
 
 
 def recorded(title: str) -> str:
-    """The source of the block with this title, recorded output included.
-
-    pytest-examples lowercases a fence's attributes, so titles match in lowercase.
-    """
-    assert title.lower() in BLOCKS, f"no block titled {title!r} in {PAGE.name}"
-    return BLOCKS[title.lower()]
+    """The source of the block with this title, recorded output included."""
+    return block_titled(PAGE, title).source
 
 
 def charts(title: str) -> list[tuple[list[str], int]]:
@@ -45,10 +40,8 @@ def number(pattern: str, title: str) -> int:
 
 def performance_table() -> dict[str, tuple[int, int]]:
     """Scenario -> (queries, ms), from the page's `## Performance` table."""
-    section = PAGE.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    for cells in table_rows(section(PAGE, "## Performance")):
         if len(cells) == 3 and cells[2].endswith(" ms"):
             rows[cells[0]] = (int(cells[1]), int(cells[2].removesuffix(" ms")))
     return rows

@@ -17,13 +17,13 @@ import re
 from pathlib import Path
 
 import pytest
-from pytest_examples import CodeExample, find_examples
+from pytest_examples import CodeExample
 
 from examples import timeline
 from tests.harness import DOCS, run_block
+from tests.pagecheck import block_titled, section, table_rows
 
 PAGE = DOCS / "patterns" / "prevent-waterfall-chains.md"
-EXAMPLES = list(find_examples(PAGE))
 
 # A total as a block prints it: a timeline's last line ("total 150 ms"),
 # or a summary line ("5 items in 200 ms", "took 100 ms").
@@ -64,9 +64,7 @@ WATERFALLS = [("waterfall.py", 0), ("lazy_coroutine.py", 0)]
 
 def block(title: str) -> CodeExample:
     """The one block on the page with this title="..."."""
-    found = [ex for ex in EXAMPLES if ex.prefix_settings().get("title") == title]
-    assert len(found) == 1, f'{PAGE.name}: {len(found)} blocks with title="{title}", not one'
-    return found[0]
+    return block_titled(PAGE, title)
 
 
 def recorded_totals(title: str) -> list[int]:
@@ -78,13 +76,8 @@ def recorded_totals(title: str) -> list[int]:
 
 def performance_table() -> dict[str, tuple[str, str]]:
     """Rows of the `## Performance` table: example name -> (total cell, speedup cell)."""
-    text = PAGE.read_text()
-    section = text.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if not line.startswith("|") or cells[0] in {"Example", ""} or set(cells[0]) <= {"-"}:
-            continue
+    for cells in table_rows(section(PAGE, "## Performance"))[1:]:  # skip the header
         name = re.sub(r"\s*\(`[^`]+`\)$", "", cells[0])  # drop the "(`file.py`)" suffix
         rows[name] = (cells[1], cells[2])
     return rows

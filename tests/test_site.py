@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from tests.harness import DOCS, ROOT
+from tests.pagecheck import section, table_rows
 from tests.sitebuild import build_site
 
 
@@ -42,23 +43,6 @@ def test_every_page_is_in_the_nav() -> None:
     hidden = set(config.get("not_in_nav", "").split())
     on_disk = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")} - hidden
     assert on_disk == in_nav
-
-
-def table_rows(lines: list[str]) -> list[list[str]]:
-    """Cells of the Markdown table rows among `lines`, header and rule left out."""
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in lines
-        if line.lstrip().startswith("|")
-    ]
-    return [row for row in rows if not all(set(cell) <= set("-: ") for cell in row)]
-
-
-def section(path: Path, heading: str) -> list[str]:
-    lines = path.read_text().splitlines()
-    start = lines.index(heading) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return lines[start:end]
 
 
 def test_home_results_match_the_pattern_pages() -> None:
