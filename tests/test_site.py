@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from tests.harness import DOCS, ROOT
+from tests.browser.site import load_config, nav_pages
+from tests.harness import DOCS
 from tests.pagecheck import section, table_rows
 from tests.sitebuild import build_site
 
@@ -19,28 +18,9 @@ def test_build_is_strict_and_quiet(tmp_path: Path) -> None:
     assert "end of life" not in output, "the Material notice should be silenced"
 
 
-def nav_pages(entries: list) -> set[str]:
-    pages: set[str] = set()
-    for entry in entries:
-        value = next(iter(entry.values())) if isinstance(entry, dict) else entry
-        if isinstance(value, list):
-            pages |= nav_pages(value)
-        else:
-            pages.add(value)
-    return pages
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """Reads mkdocs.yml, ignoring `!!python/name:` and `!ENV` tags."""
-
-
-_ConfigLoader.add_multi_constructor("", lambda loader, suffix, node: None)
-
-
 def test_every_page_is_in_the_nav() -> None:
-    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_ConfigLoader)
-    in_nav = nav_pages(config["nav"])
-    hidden = set(config.get("not_in_nav", "").split())
+    in_nav = {page.source for page in nav_pages()}
+    hidden = set(load_config().get("not_in_nav", "").split())
     on_disk = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")} - hidden
     assert on_disk == in_nav
 
