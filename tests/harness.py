@@ -104,11 +104,12 @@ class Settings:
     skip: str | None  # test="skip: reason"
     backend: str | None  # backend="asyncio" restricts to asyncio clocks
     expect_warning: str | None  # expect_warning="never awaited"
+    stack: str | None = None  # stack="real": talks to real servers; real clock only
 
     @classmethod
     def of(cls, example: CodeExample) -> Settings:
         attrs = example.prefix_settings()
-        known = {"test", "backend", "expect_warning", "title", "hl_lines", "linenums"}
+        known = {"test", "backend", "expect_warning", "stack", "title", "hl_lines", "linenums"}
         unknown = set(attrs) - known
         if unknown:
             raise ExampleError(
@@ -121,7 +122,12 @@ class Settings:
         backend = attrs.get("backend")
         if backend not in (None, "asyncio"):
             raise ExampleError(f'{location(example, -1)}: backend="{backend}" must be "asyncio"')
-        return cls(skip=test, backend=backend, expect_warning=attrs.get("expect_warning"))
+        stack = attrs.get("stack")
+        if stack not in (None, "real"):
+            raise ExampleError(f'{location(example, -1)}: stack="{stack}" must be "real"')
+        return cls(
+            skip=test, backend=backend, expect_warning=attrs.get("expect_warning"), stack=stack
+        )
 
 
 def uses_anyio_run(example: CodeExample) -> bool:
@@ -143,6 +149,9 @@ def clocks_for(example: CodeExample) -> list[str]:
     settings = Settings.of(example)
     if includes_only(example):
         return []
+    if settings.stack == "real":
+        # Real servers answer in real time: no virtual clock can run these.
+        return ["real"]
     if settings.backend == "asyncio" or not uses_anyio_run(example):
         return ["asyncio", "real"]
     return list(CLOCKS)

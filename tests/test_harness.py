@@ -190,3 +190,19 @@ def test_the_page_template_blocks_run(example: CodeExample, clock: str, tmp_path
     ruff_check(example)
     check_format(example)
     check_block(example, clock, tmp_path)
+
+
+def test_a_real_stack_block_runs_on_the_real_clock_only() -> None:
+    def block(attributes: str) -> CodeExample:
+        return CodeExample.create(
+            "import asyncio\n",
+            path=SAMPLES / "inline.md",
+            start_line=10,
+            prefix=f"{{.python {attributes}}}",
+        )
+
+    assert clocks_for(block('stack="real"')) == ["real"]
+    with pytest.raises(ExampleError) as failure:
+        clocks_for(block('stack="virtual"'))
+    assert str(failure.value).startswith(f"{relative(SAMPLES / 'inline.md')}:10:")
+    assert 'must be "real"' in str(failure.value)
