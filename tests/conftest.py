@@ -45,8 +45,11 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """Show a broken rule as its message (file:line first), not a traceback."""
+    """Show a broken rule as its message (file:line first), once, not a traceback."""
     try:
         return (yield)
     except ExampleError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    # Outside the `except`, so the report does not repeat the message as the
+    # exception this one was raised while handling.
+    pytest.fail(message, pytrace=False)

@@ -214,13 +214,7 @@ def leak_problems(case: FaultCase, observed: harness.Observed | None) -> list[st
     """Leaks the harness saw, whether or not the block raised."""
     if observed is None:
         return []
-    expected = Settings.of(case.base.example).expect_warning
-    problems = list(observed.problems) + [
-        warning
-        for warning in observed.warnings
-        if harness._is_leak_warning(warning) and not (expected and expected in warning)
-    ]
-    return list(dict.fromkeys(problems))
+    return harness._problems(Settings.of(case.base.example), observed)
 
 
 def escaped_problems(raised: BaseException) -> list[str]:

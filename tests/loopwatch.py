@@ -1,0 +1,338 @@
+"""Watch the event loop while a block runs, in ways no machine load can change.
+
+Three things are measured on the thread that runs the event loop:
+
+- **Blocking calls.** `blockbuster` replaces `time.sleep`, blocking socket and
+  file I/O, lock waits and the rest of its list with versions that raise
+  `BlockingError` when called on a thread with a running asyncio loop; here it
+  also watches Trio's thread. Each call is reported at the block's line that
+  made it, even when the block catches the error.
+- **CPU per loop step.** Each step (an asyncio callback or a Trio task step)
+  is timed in thread CPU time, which does not grow when other processes
+  compete for the cores. A step that uses more than `STEP_CPU_LIMIT_MS` holds
+  the loop: nothing else runs meanwhile. A profiling timer (SIGPROF, which
+  counts this process's CPU time) samples where the step spends it, so the
+  report names the line. Time spent importing modules is not the block's.
+- **Machine lag** (real clock only). The loop's timers, and a probe timer the
+  watch adds every few milliseconds, fire late when the machine does not give
+  the process a core. The lag is the time during which some timer was overdue
+  (the probe: by more than `TIMER_GRACE_MS`), less the CPU the loop's thread
+  spent in that time: that part is the block's own work, not the machine's.
+  A real-clock figure may exceed its recorded value by that lag: load delays
+  it, the block does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import builtins
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+import blockbuster.blockbuster as blockbuster_module
+import trio
+from blockbuster import BlockBuster, BlockingError
+
+# A step that uses more CPU than this holds the loop. The steps of the
+# site's blocks use well under 5 ms; a parse, a hash or a busy loop shows.
+STEP_CPU_LIMIT_MS = 25
+# How often the profiling timer samples a long step, in seconds of CPU.
+SAMPLE_EVERY_SECONDS = 0.004
+# A timer that fires this late is on time: the loop rounds its wait to the
+# millisecond, and that is not the machine's doing.
+TIMER_GRACE_MS = 2
+# The probe timer's period on the real clock.
+PROBE_EVERY_SECONDS = 0.005
+
+
+class Located:
+    """Finds the Markdown line of the block's innermost frame in a stack."""
+
+    def __init__(self, block_file: str, markdown_line: Callable[[int], str]) -> None:
+        self.block_file = block_file
+        self.markdown_line = markdown_line  # line in the block file -> "docs/x.md:N"
+
+    def frame(self, frame: FrameType | None, outside_imports: bool = False) -> str | None:
+        """The block line the stack is at; None if none is (or, when asked, while importing)."""
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename == self.block_file:
+                return self.markdown_line(frame.f_lineno)
+            if outside_imports and filename.startswith("<frozen importlib"):
+                return None
+            frame = frame.f_back
+        return None
+
+    def summary(self, frames: Any) -> str | None:
+        """The innermost block line of a list of FrameSummary (a traceback)."""
+        found = None
+        for entry in frames or ():
+            if entry.filename == self.block_file and entry.lineno is not None:
+                found = self.markdown_line(entry.lineno)
+        return found
+
+
+class LoopWatch:
+    """What the loop's thread did while one block ran."""
+
+    def __init__(self, located: Located, real_clock: bool) -> None:
+        self.located = located
+        self.real_clock = real_clock
+        self.thread = threading.get_ident()
+        self.problems: list[str] = []
+        self.step_cpu_max_ms = 0.0
+        self.steps = 0
+        self.lag_seconds = 0.0
+        self._import_cpu = 0.0
+        self.import_seconds = 0.0  # wall time spent importing modules on the loop's thread
+        self._import_depth = 0
+        self._step_started: float | None = None
+        self._step_import_cpu = 0.0
+        self._samples: Counter[str] = Counter()
+        self._horizon = 0.0
+        # (loop time, thread CPU) at the start and end of every step
+        self._cpu_marks: list[tuple[float, float]] = []
+        self._probe: Callable[[], None] | None = None
+
+    @property
+    def lag_ms(self) -> int:
+        return round(self.lag_seconds * 1000)
+
+    # --- Steps ---------------------------------------------------------------
+
+    def begin_step(self) -> None:
+        self._samples.clear()
+        self._step_import_cpu = self._import_cpu
+        self._step_started = time.thread_time()
+        signal.setitimer(signal.ITIMER_PROF, SAMPLE_EVERY_SECONDS, SAMPLE_EVERY_SECONDS)
+
+    def end_step(self) -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        if self._step_started is None:
+            return
+        used = time.thread_time() - self._step_started
+        used -= self._import_cpu - self._step_import_cpu
+        self._step_started = None
+        self.steps += 1
+        used_ms = used * 1000
+        self.step_cpu_max_ms = max(self.step_cpu_max_ms, used_ms)
+        if used_ms > STEP_CPU_LIMIT_MS:
+            where = self._samples.most_common(1)[0][0] if self._samples else None
+            self.problems.append(
+                f"{where or 'code outside the block'}: one step held the event loop for "
+                f"{used_ms:.0f} ms of CPU (the limit is {STEP_CPU_LIMIT_MS} ms); nothing "
+                "else ran meanwhile. Move the work to a thread "
+                "(`await anyio.to_thread.run_sync(...)` or `await asyncio.to_thread(...)`), "
+                "or make it smaller."
+            )
+
+    def _sample(self, signum: int, frame: FrameType | None) -> None:
+        if self._step_started is None:
+            return
+        where = self.located.frame(frame, outside_imports=True)
+        if where is not None:
+            self._samples[where] += 1
+
+    # --- Imports ---------------------------------------------------------------
+
+    def _timed_import(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != self.thread or self._import_depth:
+                self._import_depth += threading.get_ident() == self.thread
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    self._import_depth -= threading.get_ident() == self.thread
+            self._import_depth = 1
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._import_depth = 0
+                self._import_cpu += time.thread_time() - started
+                self.import_seconds += time.perf_counter() - wall
+
+        return timed
+
+    # --- Timers and lag (real clock) -----------------------------------------------
+
+    def timer_fired(self, due: float, now: float, grace: float = 0.0) -> None:
+        """Count the time a timer was overdue, less the thread's own CPU in it."""
+        start = max(due + grace, self._horizon)
+        if now <= start:
+            return
+        self.lag_seconds += max(0.0, (now - start) - self._cpu_since(start))
+        self._horizon = now
+
+    def _cpu_since(self, moment: float) -> float:
+        index = bisect.bisect_right(self._cpu_marks, (moment, float("inf"))) - 1
+        if index < 0:
+            return 0.0
+        return time.thread_time() - self._cpu_marks[index][1]
+
+    def mark(self, now: float) -> None:
+        self._cpu_marks.append((now, time.thread_time()))
+
+    # --- Hooks into the loops -----------------------------------------------------
+
+    def asyncio_step(self, original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
+        watch = self
+
+        def _run(handle: asyncio.Handle) -> None:
+            if threading.get_ident() != watch.thread or watch._step_started is not None:
+                original(handle)
+                return
+            loop = getattr(handle, "_loop", None)
+            if watch.real_clock and loop is not None:
+                now = loop.time()
+                if isinstance(handle, asyncio.TimerHandle):
+                    # The block's own timers count from the moment they were
+                    # due; the probe only past its grace, or its wake-ups,
+                    # each rounded up to the millisecond, would add up.
+                    probe = getattr(handle, "_callback", None) is watch._probe
+                    grace = TIMER_GRACE_MS / 1000 if probe else 0.0
+                    watch.timer_fired(handle.when(), now, grace)
+                watch.mark(now)
+            watch.begin_step()
+            try:
+                original(handle)
+            finally:
+                watch.end_step()
+                if watch.real_clock and loop is not None:
+                    watch.mark(loop.time())
+
+        return _run
+
+    def trio_instrument(self) -> trio.abc.Instrument:
+        watch = self
+
+        class Steps(trio.abc.Instrument):
+            def before_task_step(self, task: trio.lowlevel.Task) -> None:
+                watch.begin_step()
+
+            def after_task_step(self, task: trio.lowlevel.Task) -> None:
+                watch.end_step()
+
+        return Steps()
+
+    def start_probe(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A timer every few ms, so the lag is measured while the block waits on I/O."""
+
+        def probe() -> None:
+            if not loop.is_closed():
+                loop.call_later(PROBE_EVERY_SECONDS, probe)
+
+        self._probe = probe
+        loop.call_later(PROBE_EVERY_SECONDS, probe)
+
+    # --- Blocking calls -----------------------------------------------------------
+
+    def blocking_call(self, function: str) -> None:
+        where = self.located.frame(sys._getframe(2))
+        self.problems.append(
+            f"{where or 'code outside the block'}: a blocking call to {function} on the "
+            "event loop's thread; nothing else runs until it returns. Use the async form "
+            "(`await anyio.sleep()`, an async client, `await anyio.to_thread.run_sync(...)`)."
+        )
+
+
+@contextlib.contextmanager
+def harness_code() -> Iterator[None]:
+    """Run the harness's own code on the loop's thread without blockbuster's checks."""
+    skipped = blockbuster_module._skip.value
+    blockbuster_module._skip.value = True
+    try:
+        yield
+    finally:
+        blockbuster_module._skip.value = skipped
+
+
+def _exempt(method: Callable[..., Any]) -> Callable[..., Any]:
+    def exempt(*args: Any, **kwargs: Any) -> Any:
+        with harness_code():
+            return method(*args, **kwargs)
+
+    return exempt
+
+
+class _LoopProbe:
+    """Stands in for the `asyncio` module inside blockbuster, to watch Trio too."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    def get_running_loop() -> Any:
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            return loop
+        if trio.lowlevel.in_trio_run():
+            return True
+        raise RuntimeError("no running event loop")
+
+
+def _blockbuster() -> BlockBuster:
+    """blockbuster's list, less what the harness and the frameworks do on purpose."""
+    buster = BlockBuster()
+    for function in buster.functions.values():
+        # FastAPI reads an endpoint's source file once, on its first request,
+        # to name the endpoint in error messages (`_extract_endpoint_context`
+        # in fastapi/routing.py). That is the framework's, not the block's.
+        function.can_block_in("fastapi/routing.py", "_extract_endpoint_context")
+    for name in ("io.TextIOWrapper.write", "io.BufferedWriter.write"):
+        # pytest logs every record to a file handler on os.devnull.
+        function = buster.functions[name]
+        allowed = function.can_block_predicate
+
+        def to_devnull(
+            file: Any, *args: Any, _allowed: Callable[..., bool] = allowed, **kwargs: Any
+        ) -> bool:
+            return getattr(file, "name", None) == os.devnull or _allowed(file, *args, **kwargs)
+
+        function.can_block_predicate = to_devnull
+    return buster
+
+
+@contextlib.contextmanager
+def watching(watch: LoopWatch) -> Iterator[None]:
+    """Install every hook for one run; remove them all afterwards."""
+
+    class Blocking(BlockingError):
+        def __init__(self, func: str) -> None:
+            super().__init__(func)
+            watch.blocking_call(func)
+
+    original_run = asyncio.events.Handle._run
+    original_import = builtins.__import__
+    original_handle = logging.Handler.handle
+    previous_handler = signal.signal(signal.SIGPROF, watch._sample)
+    buster = _blockbuster()
+    saved = blockbuster_module.asyncio, blockbuster_module.BlockingError
+    blockbuster_module.asyncio = _LoopProbe()  # type: ignore[assignment]
+    blockbuster_module.BlockingError = Blocking  # type: ignore[misc]
+    asyncio.events.Handle._run = watch.asyncio_step(original_run)  # type: ignore[method-assign]
+    builtins.__import__ = watch._timed_import(original_import)
+    # Log handlers are the application's set-up, not its request path; and
+    # pytest's handlers format tracebacks, which reads source files.
+    logging.Handler.handle = _exempt(original_handle)  # type: ignore[method-assign]
+    buster.activate()
+    try:
+        yield
+    finally:
+        buster.deactivate()
+        logging.Handler.handle = original_handle  # type: ignore[method-assign]
+        builtins.__import__ = original_import
+        asyncio.events.Handle._run = original_run  # type: ignore[method-assign]
+        blockbuster_module.asyncio, blockbuster_module.BlockingError = saved
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous_handler)
