@@ -49,4 +49,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     try:
         return (yield)
     except ExampleError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        broken = str(exc)
+    # Failed outside the `except`, so the message is not shown a second time
+    # as the exception this one occurred during.
+    pytest.fail(broken, pytrace=False)

@@ -1,0 +1,98 @@
+"""Every Python block on the site, and every module in examples/, passes mypy --strict.
+
+One mypy run (tests/typecheck.py) serves every item. Block items are named
+after the block, `docs/page.md:FIRST-LAST`, as its run items are, so
+`-k index.md` picks a page's blocks here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_examples import CodeExample
+
+from tests import typecheck
+from tests.harness import ExampleError, relative
+
+SAMPLE = Path(__file__).parent / "samples" / "type_error.md"
+BLOCKS = typecheck.blocks(typecheck.SITE_PAGES)
+MODULES = [relative(path) for path in typecheck.EXAMPLE_MODULES]
+
+
+@pytest.fixture(scope="session")
+def report(tmp_path_factory: pytest.TempPathFactory) -> typecheck.Report:
+    """One mypy run over the site's blocks, the sample page and examples/."""
+    return typecheck.check([*typecheck.SITE_PAGES, SAMPLE], tmp_path_factory.mktemp("typecheck"))
+
+
+def fail_with(report: typecheck.Report, source_id: str) -> None:
+    problems = report.of(source_id)
+    if any(problem.severity == "error" for problem in problems):
+        raise ExampleError(typecheck.describe(report.sources[source_id], problems))
+
+
+@pytest.mark.parametrize("example", BLOCKS, ids=typecheck.block_id)
+def test_block_type_checks(example: CodeExample, report: typecheck.Report) -> None:
+    fail_with(report, typecheck.block_id(example))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_type_checks(module: str, report: typecheck.Report) -> None:
+    fail_with(report, module)
+
+
+def test_mypy_said_nothing_that_names_no_block(report: typecheck.Report) -> None:
+    """A crash, a bad setting or an error elsewhere is not lost."""
+    assert not report.unplaced, "\n".join(report.unplaced)
+
+
+# --- The check can fail, and says where ---------------------------------------------
+
+
+def sample_line(text: str) -> int:
+    """1-based line of the sample page that contains `text`."""
+    lines = SAMPLE.read_text().splitlines()
+    (number,) = [n for n, line in enumerate(lines, start=1) if text in line]
+    return number
+
+
+def sample_problems(report: typecheck.Report) -> list[str]:
+    return [
+        str(problem)
+        for example in typecheck.blocks([SAMPLE])
+        for problem in report.of(typecheck.block_id(example))
+    ]
+
+
+def test_a_type_error_is_reported_at_its_markdown_line(report: typecheck.Report) -> None:
+    name = relative(SAMPLE)
+    assert sample_problems(report) == [
+        f"{name}:{sample_line('MARKER: union-attr')}: error: "
+        'Item "None" of "User | None" has no attribute "name"  [union-attr]',
+        # In a content tab: the block is indented, the line is still the page's.
+        f"{name}:{sample_line('MARKER: assignment')}: error: Incompatible types in "
+        'assignment (expression has type "int", variable has type "str")  [assignment]',
+        f"{name}:{sample_line('# type: ignore')}: error: `# type: ignore[union-attr]` "
+        "switches the type check off here: fix the code or its annotations instead "
+        "(a cast, if one is needed, says why in the prose)",
+    ]
+
+
+def test_the_message_says_what_to_do(report: typecheck.Report) -> None:
+    (first, *_) = typecheck.blocks([SAMPLE])
+    source = report.sources[typecheck.block_id(first)]
+    message = typecheck.describe(source, report.of(source.id))
+    name = relative(SAMPLE)
+    assert message.splitlines()[0].startswith(f"{name}:{sample_line('MARKER: union-attr')}: ")
+    assert f"1 error in the block at {name}:{first.start_line + 1}." in message
+    assert f"`.venv/bin/python -m tests.typecheck {name}`" in message
+
+
+def test_the_command_prints_the_same(capsys: pytest.CaptureFixture[str]) -> None:
+    assert typecheck.main([str(SAMPLE), "examples/timeline.py"]) == 1
+    printed = capsys.readouterr().out
+    name = relative(SAMPLE)
+    assert f"{name}:{sample_line('MARKER: assignment')}: error: Incompatible types" in printed
+    assert printed.count(": error:") == 3
+    assert printed.splitlines()[-1].startswith("3 type errors in 3 blocks and 1 module (")
