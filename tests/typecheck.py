@@ -149,8 +149,7 @@ def _suppressions(source: str) -> list[tuple[int, str]]:
         return [
             (
                 token.start[0] - 1,
-                f"`{token.string}` switches the type check off here: fix the code or its "
-                "annotations instead (a cast, if one is needed, says why in the prose)",
+                f"`{token.string}` switches the type check off on this line",
             )
             for token in tokens
             if token.type == tokenize.COMMENT and _SUPPRESSION.match(token.string)
@@ -265,12 +264,12 @@ def describe(source: Source, problems: Sequence[Problem]) -> str:
     """What mypy found in one block or module, and what to do about it."""
     errors = sum(problem.severity == "error" for problem in problems)
     lines = [str(problem) for problem in problems]
-    lines.append(
-        f"mypy --strict found {_count(errors, 'error')} in {source.what}. "
-        "Fix the code or its annotations; where only a cast can say what the code knows, "
-        "cast and say why in the prose next to the block (never `# type: ignore`). "
-        f"Check again with `{COMMAND} {source.file}`."
-    )
+    lines += [
+        f"mypy --strict found {_count(errors, 'error')} in {source.what}.",
+        "Fix the code or its annotations. If only a cast can say what the code",
+        "knows, cast, and say why in the prose next to it (no `# type: ignore`).",
+        f"Check again with: {COMMAND} {source.file}",
+    ]
     return "\n".join(lines)
 
 
