@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_examples import CodeExample
 
-from tests import typecheck
-from tests.harness import ExampleError, relative
+from tests import pagecheck, typecheck
+from tests.harness import DOCS, ExampleError, relative
 
 SAMPLE = Path(__file__).parent / "samples" / "type_error.md"
 BLOCKS = typecheck.blocks(typecheck.SITE_PAGES)
@@ -95,3 +95,14 @@ def test_the_command_prints_the_same(capsys: pytest.CaptureFixture[str]) -> None
     assert f"{name}:{sample_line('MARKER: assignment')}: error: Incompatible types" in printed
     assert printed.count(": error:") == 3
     assert printed.splitlines()[-1].startswith("3 type errors in 3 blocks and 1 module (")
+
+
+def test_the_testing_page_shows_what_the_check_prints(report: typecheck.Report) -> None:
+    """The error shown on docs/testing.md is the sample's first, moved to a page of its own."""
+    lines = pagecheck.section(DOCS / "testing.md", "## Types")
+    start = lines.index("```text") + 1
+    shown = "\n".join(lines[start : lines.index("```", start)])
+    (first, *_) = typecheck.blocks([SAMPLE])
+    source = report.sources[typecheck.block_id(first)]
+    printed = typecheck.describe(source, report.of(source.id))
+    assert shown == printed.replace(relative(SAMPLE), "docs/patterns/my-pattern.md")
