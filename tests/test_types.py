@@ -106,3 +106,15 @@ def test_the_testing_page_shows_what_the_check_prints(report: typecheck.Report) 
     source = report.sources[typecheck.block_id(first)]
     printed = typecheck.describe(source, report.of(source.id))
     assert shown == printed.replace(relative(SAMPLE), "docs/patterns/my-pattern.md")
+
+
+def test_a_syntax_error_stops_mypy_and_says_so(tmp_path: Path) -> None:
+    page = tmp_path / "broken.md"
+    page.write_text("# Broken\n\n```python\nasync def main(:\n    pass\n```\n")
+    found = typecheck.check([page], tmp_path, modules=[])
+    (problems,) = found.problems.values()
+    assert str(problems[0]).startswith(f"{page}:4: error: ")
+    assert found.unplaced == [
+        "mypy stopped at the error(s) above (a syntax error stops it) without checking "
+        "the other blocks and modules: fix those first"
+    ]

@@ -211,7 +211,12 @@ def check(
         check=False,
     )
     errors_seen = _place(result.stdout, block_modules, wanted, report)
-    if result.returncode not in (0, 1) or (result.returncode == 1 and not errors_seen):
+    if result.returncode == 2 and errors_seen:
+        report.unplaced.append(
+            "mypy stopped at the error(s) above (a syntax error stops it) without checking "
+            "the other blocks and modules: fix those first"
+        )
+    elif result.returncode not in (0, 1) or (result.returncode == 1 and not errors_seen):
         report.unplaced.append(
             f"mypy exited with {result.returncode}:\n{result.stdout}{result.stderr}".rstrip()
         )
@@ -228,7 +233,7 @@ def _place(
     also when it points elsewhere (a library's "defined here").
     """
     errors = 0
-    goes_to: str | None = None  # where the last error went: a source id, UNPLACED or nowhere
+    goes_to: str | None = None  # where the last error went: a source id, _UNPLACED or nowhere
     for text in output.splitlines():
         match = _MYPY_LINE.match(text)
         if match is None:
@@ -252,6 +257,7 @@ def _place(
             problem = _block_problem(example, line - 1, severity, message)
         if severity == "error":
             errors += 1
+        if severity == "error" or errors == 0:
             goes_to = own
         if goes_to == _UNPLACED:
             report.unplaced.append(str(problem))
