@@ -274,7 +274,7 @@ def describe(source: Source, problems: Sequence[Problem]) -> str:
         f"mypy --strict found {_count(errors, 'error')} in {source.what}.",
         "Fix the code or its annotations. If only a cast can say what the code",
         "knows, cast, and say why in the prose next to it (no `# type: ignore`).",
-        f"Check again with: {COMMAND} {source.file}",
+        f"Check again: {COMMAND} {source.file}",
     ]
     return "\n".join(lines)
 
