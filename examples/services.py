@@ -20,14 +20,25 @@ real driver's rule that one connection runs one query at a time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import anyio
 
 from examples.timeline import current_timeline
+
+if TYPE_CHECKING:
+    # Imported where it is used: most examples never make an HTTP request.
+    import httpx
 
 T = TypeVar("T")
 
@@ -487,8 +498,14 @@ class Connection(_Queries):
 
 # --- External HTTP APIs, served in-process ---------------------------------------
 
+# The ASGI interface, spelled as in `starlette.types`.
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
 
-async def external_api_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+
+async def external_api_app(scope: Scope, receive: Receive, send: Send) -> None:
     """A tiny ASGI app serving /weather, /news and /stocks with their latency.
 
     Use it through `api_client()`: requests go to the app in-process, with no
@@ -516,7 +533,7 @@ async def external_api_app(scope: dict[str, Any], receive: Any, send: Any) -> No
     await send({"type": "http.response.body", "body": payload})
 
 
-def api_client() -> Any:
+def api_client() -> httpx.AsyncClient:
     """An httpx.AsyncClient wired to `external_api_app`; use it with `async with`."""
     import httpx
 

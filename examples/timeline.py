@@ -15,7 +15,7 @@ tasks land on the timeline of the code that spawned them.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 import anyio
@@ -70,7 +70,7 @@ class Timeline:
         self.spans: list[Span] = []
         self._origin: float | None = None
         self._closed_at: float | None = None
-        self._token = None
+        self._token: Token[Timeline | None] | None = None
 
     def __enter__(self) -> Timeline:
         self._origin = anyio.current_time()
@@ -79,8 +79,10 @@ class Timeline:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None, "a Timeline is closed only after it was opened"
         self._closed_at = self._now()
         _current.reset(self._token)
+        self._token = None
 
     def _now(self) -> float:
         assert self._origin is not None, "open the timeline with `with Timeline()`"
