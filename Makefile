@@ -12,7 +12,7 @@ READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
 ZENSICAL_VENV := .venv-zensical
-.PHONY: serve build test update-examples bench determinism clean zensical
+.PHONY: serve build test test-loaded update-examples bench clean zensical
 
 $(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -34,18 +34,18 @@ build: $(READY)
 test: $(READY) $(ZENSICAL_VENV)/.ready
 	$(BIN)/python -m pytest
 
-## update-examples: rewrite recorded outputs from the virtual asyncio run, and format blocks
+## update-examples: rewrite recorded outputs and the suite's counts, format blocks, say what changed
 update-examples: $(READY)
-	$(BIN)/python -m pytest tests/test_docs.py --update-examples -p no:xdist -q \
-		-k "test_block_runs or test_block_lint"
+	$(BIN)/python -m tests.update_examples
 
-## bench: measure what starting a task costs; rewrites docs/assets/parallelism-cost.{json,svg} and the table in docs/parallelism-cost.md (minutes)
-bench: $(READY)
+## bench: the suite's speed against its budgets, and what starting a task costs; rewrites the figures on docs/testing.md and docs/parallelism-cost.md (minutes)
+bench: $(READY) $(ZENSICAL_VENV)/.ready
+	$(BIN)/python -m tests.bench
 	$(BIN)/python examples/parallelism_cost.py
 
-## determinism: run the example suite 20 times, then the real-clock runs with a core kept busy (minutes)
-determinism: $(READY)
-	$(BIN)/python tests/determinism.py
+## test-loaded: `make test` in a fresh clone three times with every core kept busy; writes the result on docs/testing.md (many minutes)
+test-loaded: $(READY)
+	$(BIN)/python -m tests.loaded
 
 ## zensical: Zensical, Material's successor, in its own environment (tests/test_zensical.py uses it)
 zensical: $(ZENSICAL_VENV)/.ready

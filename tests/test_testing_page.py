@@ -1,33 +1,28 @@
-"""The figures on docs/testing.md are the suite's own."""
+"""The figures on docs/testing.md are the suite's own, written by a command."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from tests.harness import DOCS
-from tests.pagecheck import table_value
-from tests.test_docs import EXAMPLES, PAGES, RUNS
+from tests import figures
+from tests.harness import relative
+from tests.test_docs import EXAMPLES
 from tests.test_faults import CASES
 
-TESTING = DOCS / "testing.md"
+
+def test_the_counts_are_the_suites() -> None:
+    line, stated = figures.section_text(figures.TESTING_PAGE, "suite counts")
+    actual = figures.counts_table(EXAMPLES, Counter(case.kind for case in CASES))
+    assert stated == actual, (
+        f"{relative(figures.TESTING_PAGE)}:{line}: the suite's counts are out of date; "
+        "run `make update-examples` to rewrite them.\n"
+        f"stated:\n{stated}\nactual:\n{actual}"
+    )
 
 
-def stated(label: str) -> str:
-    return table_value(TESTING, label)
-
-
-def test_block_and_run_counts() -> None:
-    runs = Counter(param.values[1] for param in RUNS)
-    pages = {example.path for example in EXAMPLES}
-    assert stated("Pages with Python blocks") == str(len(pages))
-    assert len(pages) <= len(PAGES)
-    assert stated("Python blocks") == str(len(EXAMPLES))
-    assert stated("Runs on virtual asyncio") == str(runs["asyncio"])
-    assert stated("Runs on virtual Trio") == str(runs["trio"])
-    assert stated("Runs on the real clock") == str(runs["real"])
-
-
-def test_fault_run_counts() -> None:
-    kinds = Counter(case.kind for case in CASES)
-    assert stated("Fault runs: a call failing") == str(kinds["fail"])
-    assert stated("Fault runs: a call hanging") == str(kinds["stall"])
+def test_the_speed_table_is_written_by_the_benchmark() -> None:
+    line, stated = figures.section_text(figures.TESTING_PAGE, "suite speed")
+    assert stated.startswith("Measured by `make bench`"), (
+        f"{relative(figures.TESTING_PAGE)}:{line}: the speed table is not the one "
+        "`make bench` writes; run `make bench` to rewrite it."
+    )

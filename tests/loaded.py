@@ -1,0 +1,84 @@
+"""`make test` in a fresh clone, three times in a row, with both cores kept busy.
+
+    .venv/bin/python -m tests.loaded             # 3 runs, 2 busy processes
+    .venv/bin/python -m tests.loaded --runs 1 --busy 1
+
+Proves that the suite's verdict does not depend on the machine's load: the
+blocks' blocking-call and CPU checks do not read a clock, and real-clock
+figures are judged net of the delay the machine put on each run. Starts one
+CPU-bound process per core (`while True: pass`), clones this repository into
+a temporary folder, runs `make test` there `--runs` times (the first run also
+installs everything), stops the busy processes by their process ids (also if
+a run fails or the command is interrupted), prints one line per run, and
+writes the result to docs/testing.md. Exits 1 if any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests import figures
+from tests.harness import ROOT
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2)
+    options = parser.parse_args()
+
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(options.busy)
+    ]
+    results: list[tuple[bool, float, str]] = []
+    clone = Path(tempfile.mkdtemp()) / "clone"
+    try:
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        for number in range(1, options.runs + 1):
+            started = time.perf_counter()
+            run = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            lines = [line for line in run.stdout.splitlines() if line.strip()]
+            summary = next(
+                (line for line in reversed(lines) if re.search(r" in [\d.]+s", line)), ""
+            )
+            results.append((run.returncode == 0, seconds, summary.strip("= ")))
+            state = "pass" if run.returncode == 0 else "FAIL"
+            print(f"run {number}/{options.runs}: {state} in {seconds:.0f} s: {summary}", flush=True)
+            if run.returncode != 0:
+                failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+                print("\n".join(failed or lines[-40:]), flush=True)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+        shutil.rmtree(clone.parent, ignore_errors=True)
+
+    passed = sum(ok for ok, _, _ in results)
+    rows = "\n".join(
+        f"| {n} | {'passed' if ok else '**failed**'} | {seconds:.0f} s | {summary} |"
+        for n, (ok, seconds, summary) in enumerate(results, start=1)
+    )
+    figures.write_section(
+        figures.TESTING_PAGE,
+        "loaded runs",
+        f"Run by `make test-loaded` on {time.strftime('%Y-%m-%d')}, Python "
+        f"{platform.python_version()}, {os.cpu_count()} cores, {options.busy} busy "
+        f"processes: {passed} of {len(results)} runs passed.\n\n"
+        "| Run | Verdict | Wall time | pytest's summary |\n|----:|---|---:|---|\n" + rows,
+    )
+    print(f"{passed}/{len(results)} runs passed with {options.busy} busy processes")
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
