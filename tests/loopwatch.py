@@ -18,8 +18,10 @@ Three things are measured on the thread that runs the event loop:
   the process a core. The lag is the time during which some timer was overdue
   (the probe: by more than `TIMER_GRACE_MS`), less the CPU the loop's thread
   spent in that time: that part is the block's own work, not the machine's.
-  A real-clock figure may exceed its recorded value by that lag: load delays
-  it, the block does not.
+  A step that took longer than its CPU time while the thread was preempted,
+  or while another thread of the process ran, was kept off the core: that
+  time counts too. A real-clock figure may
+  exceed its recorded value by that lag: load delays it, the block does not.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import builtins
 import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -174,6 +178,24 @@ class LoopWatch:
         self.lag_seconds += max(0.0, (now - start) - self._cpu_since(start))
         self._horizon = now
 
+    def step_ran(self, start: float, end: float, cpu: float, before: _Switches) -> None:
+        """Count the part of a step the thread was kept off the core by others.
+
+        Wall time beyond the step's CPU time is the machine's when the thread
+        was preempted meanwhile (an involuntary context switch), or when
+        another thread of this process ran meanwhile (the thread waited for
+        the interpreter lock, which a preempted thread may hold for long). A
+        step that waited with neither, on a quiet machine, waited for
+        something of its own: that is not excused.
+        """
+        after = _Switches.now()
+        if after.involuntary == before.involuntary and after.others_cpu <= before.others_cpu:
+            return
+        taken = max(0.0, (end - start) - cpu)
+        if taken > 0:
+            self.lag_seconds += taken
+            self._horizon = max(self._horizon, end)
+
     def _cpu_since(self, moment: float) -> float:
         index = bisect.bisect_right(self._cpu_marks, (moment, float("inf"))) - 1
         if index < 0:
@@ -193,7 +215,8 @@ class LoopWatch:
                 original(handle)
                 return
             loop = getattr(handle, "_loop", None)
-            if watch.real_clock and loop is not None:
+            real = watch.real_clock and loop is not None
+            if real:
                 now = loop.time()
                 if isinstance(handle, asyncio.TimerHandle):
                     # The block's own timers count from the moment they were
@@ -203,13 +226,16 @@ class LoopWatch:
                     grace = TIMER_GRACE_MS / 1000 if probe else 0.0
                     watch.timer_fired(handle.when(), now, grace)
                 watch.mark(now)
+                cpu, switches = time.thread_time(), _Switches.now()
             watch.begin_step()
             try:
                 original(handle)
             finally:
                 watch.end_step()
-                if watch.real_clock and loop is not None:
-                    watch.mark(loop.time())
+                if real:
+                    end = loop.time()
+                    watch.step_ran(now, end, time.thread_time() - cpu, switches)
+                    watch.mark(end)
 
         return _run
 
@@ -263,6 +289,19 @@ def _exempt(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
 
     return exempt
+
+
+@dataclass(frozen=True)
+class _Switches:
+    """This thread's involuntary context switches, and the other threads' CPU time."""
+
+    involuntary: int
+    others_cpu: float
+
+    @classmethod
+    def now(cls) -> _Switches:
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        return cls(usage.ru_nivcsw, time.process_time() - time.thread_time())
 
 
 class _LoopProbe:
