@@ -219,3 +219,33 @@ def test_rejected_profile_update_cancels_validation(title: str, tmp_path: Path) 
     assert [span.service for span in valid.spans].count("db.update_profile") == 1
     outcomes = {span.label: span.outcome for span in rejected.spans}
     assert outcomes == {"auth": "failed: Unauthorized", "validate_profile": "cancelled"}
+
+
+# --- What the prose says the other blocks show -------------------------------------------
+
+
+def test_background_writes_survive_a_failed_one_and_the_failure_is_logged() -> None:
+    source = block("background_tasks.py").source
+    assert "#> second response at 200 ms" in source
+    assert "#> shut down at 220 ms" in source  # shutdown waited for the last write
+    assert "#> committed: [2]" in source
+    assert "background job failed: record the visit of user 1 (ServiceUnavailable)" in source
+
+
+@pytest.mark.parametrize("title", ["cleanup_fails_asyncio.py", "cleanup_fails_anyio.py"])
+def test_a_failing_cleanup_turns_the_timeout_into_an_exception_group(title: str) -> None:
+    source = block(title).source
+    assert "#> an ExceptionGroup of ['ServiceUnavailable']" in source
+    assert "#> a plain TimeoutError" not in source
+
+
+def test_the_routes_answer_a_malformed_body_with_a_422() -> None:
+    starlette = block("route.py").source
+    assert len(re.findall(r"#> 422 \{'error': 'Invalid JSON", starlette)) == 1
+    assert "#> 422 {'error': 'Input should be an object'}" in starlette
+    fastapi = block("route_fastapi.py").source
+    assert "#> 422 JSON decode error" in fastapi
+    assert "#> 401 " in fastapi and "#> 200 " in fastapi
+    assert "#> writes: 1" in fastapi
+    # An HTTPException raised inside a task group: a 500, not the 401 it meant.
+    assert "#> 500 Internal Server Error" in fastapi
