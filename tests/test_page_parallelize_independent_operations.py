@@ -95,3 +95,43 @@ def test_a_rejected_form_writes_nothing() -> None:
     assert "#> writes: 0" in rejected
     assert totals("Form validation, then one write")[0] == 20
     assert "#> writes: 1" in accepted
+
+
+# --- What the prose says each block shows ---------------------------------------------
+
+
+def test_one_failed_api_empties_its_widget_and_no_other() -> None:
+    source = block("Three APIs, one client")
+    with_outage = source.split('with Timeline() as timeline, outage("news")', 1)[1]
+    assert "#> news widget empty: HTTPStatusError" in source
+    assert (
+        "#> {'weather': {'weather': 'ok'}, 'news': {}, 'stocks': {'stocks': 'ok'}}" in with_outage
+    ), "with the news API down, only the news widget may be empty"
+    assert totals("Three APIs, one client") == [200]
+    assert re.findall(r"#> took (\d+) ms", with_outage) == ["200"]
+
+
+def test_the_overview_route_fails_fast_on_the_user_and_settles_the_rest() -> None:
+    source = block("FastAPI route with defaults")
+    stalled, user_down = source.split('outage("user")', 1)
+    assert "'missing': ['analytics']" in stalled
+    assert totals("FastAPI route with defaults") == [150]  # the optional calls' deadline
+    assert "#> ['WARNING user 1: no analytics (TimeoutError)']" in stalled
+    assert "#> 503 {'detail': 'user service unavailable'}" in user_down
+    assert "#> took 100 ms; posts cancelled at 100 ms" in user_down
+    assert "#> ['ERROR user 1: no overview (ExceptionGroup)']" in user_down
+
+
+def test_a_call_cancelled_elsewhere_is_an_outcome_in_both_forms() -> None:
+    source = block("A shared call cancelled elsewhere")
+    assert "#> Failed(error=CancelledError())" in source
+    assert "#> [CancelledError(''), ['post 1 by 1', 'post 2 by 1']]" in source
+    assert totals("A shared call cancelled elsewhere") == [100]  # posts ran to its end
+
+
+def test_per_call_deadlines_keep_what_arrived() -> None:
+    assert "#> ['User', 'list', 'TimeoutError']" in block("Per-call deadlines (asyncio)")
+    anyio_tab = block("Per-call deadlines (AnyIO)")
+    assert "#> ['Ok', 'Ok', 'Failed']" in anyio_tab
+    assert "#> Failed(error=TimeoutError())" in anyio_tab
+    assert totals("Per-call deadlines (asyncio)") == totals("Per-call deadlines (AnyIO)") == [250]

@@ -30,8 +30,11 @@ PAGE = DOCS / "patterns" / "prevent-waterfall-chains.md"
 RECORDED_TOTAL = re.compile(r"\b(?:total|items in|took) (\d+) ms\b")
 
 # Each row of the Performance table: the block whose recorded output holds
-# its total, which of that block's totals (in order of appearance), and the
-# row whose total its speedup is measured against (None: no speedup cell).
+# its total, which of that block's totals (in order of appearance), and what
+# its speedup is measured against: another row's total, or SEQUENTIAL, the
+# sum of the latencies of the calls that ran to their end in that same
+# recorded timeline (what the same calls take awaited one after another).
+SEQUENTIAL = "the same calls, one after another"
 TABLE_ROWS = {
     "Dashboard, awaited in turn": ("waterfall.py", 0, "Dashboard, awaited in turn"),
     "Dashboard, coroutine created early, awaited late": (
@@ -47,10 +50,10 @@ TABLE_ROWS = {
         "Dashboard, awaited in turn",
     ),
     "Dashboard as a Starlette route": ("route.py", 0, "Dashboard, awaited in turn"),
-    "Three independent calls": ("independent_asyncio.py", 0, None),
-    "Settings page, partial dependencies": ("partial_asyncio.py", 0, None),
-    "Profile update, valid session": ("server_action_asyncio.py", 0, None),
-    "Profile update, forged token": ("server_action_asyncio.py", 1, None),
+    "Three independent calls": ("independent_asyncio.py", 0, SEQUENTIAL),
+    "Settings page, partial dependencies": ("partial_asyncio.py", 0, SEQUENTIAL),
+    "Profile update, valid session": ("server_action_asyncio.py", 0, SEQUENTIAL),
+    "Profile update, forged token": ("server_action_asyncio.py", 1, SEQUENTIAL),
     "Five items, awaited in a loop": ("await_in_loop.py", 0, "Five items, awaited in a loop"),
     "Five items, three at a time": ("bounded_asyncio.py", 0, "Five items, awaited in a loop"),
 }
@@ -72,6 +75,31 @@ def recorded_totals(title: str) -> list[int]:
     totals = [int(ms) for ms in RECORDED_TOTAL.findall(block(title).source)]
     assert totals, f'block "{title}" has no recorded total'
     return totals
+
+
+# One call in a recorded timeline: "auth    ████      0 →   50 ms  failed: ...".
+TIMELINE_ROW = re.compile(
+    r"^\s*(?P<label>\S.*?)\s{2,}[█░ ]*?(?P<start>\d+) →\s+(?P<end>\d+) ms(?:\s+(?P<outcome>\S.*))?$"
+)
+
+
+def recorded_timelines(title: str) -> list[list[tuple[int, int, str]]]:
+    """Each timeline recorded under the block: its calls as (start, end, outcome)."""
+    timelines: list[list[tuple[int, int, str]]] = [[]]
+    for line in block(title).source.splitlines():
+        row = TIMELINE_ROW.match(line)
+        if row:
+            outcome = row["outcome"] or "ok"
+            timelines[-1].append((int(row["start"]), int(row["end"]), outcome))
+        elif re.match(r"^\s*total \d+ ms$", line):
+            timelines.append([])
+    return [calls for calls in timelines if calls]
+
+
+def sequential_total(title: str, index: int) -> int:
+    """What the calls that ran to their end take awaited one after another."""
+    calls = recorded_timelines(title)[index]
+    return sum(end - start for start, end, outcome in calls if outcome != "cancelled")
 
 
 def performance_table() -> dict[str, tuple[str, str]]:
@@ -101,12 +129,28 @@ def test_table_total_is_the_recorded_total(row: str) -> None:
     assert total_cell == f"{total_of(row)} ms"
 
 
+def baseline_of(row: str) -> int:
+    title, index, baseline = TABLE_ROWS[row]
+    if baseline == SEQUENTIAL:
+        return sequential_total(title, index)
+    return total_of(baseline)
+
+
 @pytest.mark.parametrize("row", list(TABLE_ROWS))
 def test_table_speedup_is_computed_from_recorded_totals(row: str) -> None:
     _, speedup_cell = performance_table()[row]
-    baseline = TABLE_ROWS[row][2]
-    expected = "" if baseline is None else f"{total_of(baseline) / total_of(row):.2f}x"
-    assert speedup_cell == expected
+    assert speedup_cell == f"{baseline_of(row) / total_of(row):.2f}x"
+
+
+def test_every_row_has_a_speedup() -> None:
+    blank = [row for row, (_, speedup) in performance_table().items() if not speedup]
+    assert not blank, f"{PAGE.name}: the Performance table has no speedup for {blank}"
+
+
+def test_sequential_totals_read_the_recorded_timelines() -> None:
+    """The waterfall's total is the sum of its calls; a cancelled call counts nothing."""
+    assert sequential_total("waterfall.py", 0) == total_of("Dashboard, awaited in turn") == 200
+    assert sequential_total("server_action_asyncio.py", 1) == 50  # validation was cancelled
 
 
 def test_the_headline_numbers() -> None:
@@ -175,3 +219,33 @@ def test_rejected_profile_update_cancels_validation(title: str, tmp_path: Path) 
     assert [span.service for span in valid.spans].count("db.update_profile") == 1
     outcomes = {span.label: span.outcome for span in rejected.spans}
     assert outcomes == {"auth": "failed: Unauthorized", "validate_profile": "cancelled"}
+
+
+# --- What the prose says the other blocks show -------------------------------------------
+
+
+def test_background_writes_survive_a_failed_one_and_the_failure_is_logged() -> None:
+    source = block("background_tasks.py").source
+    assert "#> second response at 200 ms" in source
+    assert "#> shut down at 220 ms" in source  # shutdown waited for the last write
+    assert "#> committed: [2]" in source
+    assert "background job failed: record the visit of user 1 (ServiceUnavailable)" in source
+
+
+@pytest.mark.parametrize("title", ["cleanup_fails_asyncio.py", "cleanup_fails_anyio.py"])
+def test_a_failing_cleanup_turns_the_timeout_into_an_exception_group(title: str) -> None:
+    source = block(title).source
+    assert "#> an ExceptionGroup of ['ServiceUnavailable']" in source
+    assert "#> a plain TimeoutError" not in source
+
+
+def test_the_routes_answer_a_malformed_body_with_a_422() -> None:
+    starlette = block("route.py").source
+    assert len(re.findall(r"#> 422 \{'error': 'Invalid JSON", starlette)) == 1
+    assert "#> 422 {'error': 'Input should be an object'}" in starlette
+    fastapi = block("route_fastapi.py").source
+    assert "#> 422 JSON decode error" in fastapi
+    assert "#> 401 " in fastapi and "#> 200 " in fastapi
+    assert "#> writes: 1" in fastapi
+    # An HTTPException raised inside a task group: a 500, not the 401 it meant.
+    assert "#> 500 Internal Server Error" in fastapi

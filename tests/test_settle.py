@@ -1,23 +1,47 @@
-"""`examples.settle`: every call runs to the end; failures become outcomes."""
+"""`examples.settle`: every call runs to the end; failures become outcomes.
+
+The property-based tests in test_settle_properties.py cover the same rules
+over random mixes of calls; these are the cases a reader can follow one by
+one.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import assert_type
 
 import anyio
 import pytest
 
-from examples.services import fetch_comments, fetch_posts, fetch_user, outage, stall
-from examples.settle import Failed, Ok, settle, value_or
+from examples.services import User, fetch_comments, fetch_posts, fetch_user, outage, stall
+from examples.settle import Failed, Ok, Outcome, settle, value_or, within
 from examples.timeline import Timeline
 
 pytestmark = pytest.mark.anyio
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 async def test_outcomes_come_back_in_call_order() -> None:
     with Timeline() as timeline:
-        outcomes = await settle(fetch_user(1), fetch_posts(1), fetch_comments(1))
-    assert [type(o) for o in outcomes] == [Ok, Ok, Ok]
-    assert outcomes[0].value.name == "Ada"
+        user, posts, comments = await settle(fetch_user(1), fetch_posts(1), fetch_comments(1))
+    assert isinstance(user, Ok) and isinstance(posts, Ok) and isinstance(comments, Ok)
+    assert user.value.name == "Ada"
+    assert posts.value == ["post 1 by 1", "post 2 by 1"]
     assert timeline.total_ms == 100  # concurrent, not 300
+
+
+async def test_each_position_keeps_its_type() -> None:
+    """`assert_type` is checked by mypy; at run time it only returns its argument."""
+    user, posts = await settle(fetch_user(1), fetch_posts(1))
+    assert_type(user, Outcome[User])
+    assert_type(posts, Outcome[list[str]])
+    assert_type(value_or(posts, []), list[str])
+    assert isinstance(user, Ok) and isinstance(posts, Ok)
 
 
 async def test_a_failure_does_not_cancel_the_others() -> None:
@@ -44,6 +68,103 @@ async def test_cancelling_the_caller_cancels_every_call() -> None:
     outcomes = {span.label: span.outcome for span in timeline.spans}
     assert outcomes == {"user(1)": "cancelled", "posts(1)": "ok"}
     assert timeline.total_ms == 150
+
+
+async def test_within_gives_one_call_its_own_deadline() -> None:
+    with Timeline() as timeline, stall("posts"):
+        user, posts = await settle(fetch_user(1), within(0.2, fetch_posts(1)))
+    assert isinstance(user, Ok) and user.value.name == "Ada"
+    assert isinstance(posts, Failed) and isinstance(posts.error, TimeoutError)
+    assert timeline.total_ms == 200  # the stalled call's deadline, not forever
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_a_call_that_awaited_a_cancelled_future_is_a_failure() -> None:
+    """Someone else cancels a future the call waits on: the caller is not cancelled.
+
+    This is what `asyncio.gather(..., return_exceptions=True)` reports too;
+    before, AnyIO cancelled the other calls and lost every outcome.
+    """
+    shared: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def wait_for_shared() -> str:
+        return await shared
+
+    async def cancel_shared() -> str:
+        await anyio.sleep(0.01)
+        shared.cancel()
+        return "cancelled it"
+
+    settled = await settle(wait_for_shared(), cancel_shared(), fetch_user(1))
+    gathered = await asyncio.gather(
+        asyncio.ensure_future(shared), fetch_user(1), return_exceptions=True
+    )
+    waited, canceller, user = settled
+    assert isinstance(waited, Failed) and isinstance(waited.error, asyncio.CancelledError)
+    assert isinstance(gathered[0], asyncio.CancelledError)
+    assert canceller == Ok("cancelled it")
+    assert isinstance(user, Ok) and user.value.name == "Ada"  # ran to its end
+
+
+async def test_a_cancelled_anyio_future_is_a_failure() -> None:
+    """On Trio too, a shared future cancelled by someone else fails only its waiter."""
+    shared: anyio.Future[str] = anyio.Future()
+
+    async def cancel_shared() -> None:
+        await anyio.sleep(0.01)
+        shared.cancel()
+
+    waited, canceller, posts = await settle(shared, cancel_shared(), fetch_posts(1))
+    assert isinstance(waited, Failed) and isinstance(waited.error, anyio.FutureCancelled)
+    assert canceller == Ok(None)
+    assert isinstance(posts, Ok)
+
+
+def test_optimized_mode_loses_no_result(tmp_path: Path) -> None:
+    """`python -O` strips asserts; settle must not depend on one."""
+    script = tmp_path / "shared_future.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            import anyio
+            from examples.settle import settle
+
+            async def main() -> None:
+                shared = asyncio.get_running_loop().create_future()
+                async def cancel_shared() -> str:
+                    await anyio.sleep(0)
+                    shared.cancel()
+                    return "ok"
+                async def slow() -> str:
+                    await anyio.sleep(0.01)
+                    return "slow"
+                print(await settle(shared, cancel_shared(), slow()))
+
+            asyncio.run(main())
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "(Failed(error=CancelledError()), Ok(value='ok'), Ok(value='slow'))"
+    )
+
+
+def test_settle_imports_nothing_from_the_simulation() -> None:
+    """Readers copy settle.py: it must run with AnyIO alone."""
+    source = (ROOT / "examples" / "settle.py").read_text()
+    assert "examples." not in source.replace("examples.settle", "")
+    assert source.startswith(
+        '# /// script\n# requires-python = ">=3.11"\n# dependencies = ["anyio>=4.15"]\n# ///\n'
+    ), "settle.py must start with its PEP 723 block"
 
 
 def test_value_or_refuses_what_is_not_an_outcome() -> None:
