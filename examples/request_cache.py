@@ -307,7 +307,7 @@ async def _wait_for(store: _Store, key: _Key, call: _Call) -> Any:
         cycle = _cycle(waiter, call)
         if cycle:
             names = " -> ".join(each.description for each in cycle)
-            message = f"request_cached calls wait for each other: {names}"
+            message = f"cycle of cached calls: {names}"
             raise CachedCallCycleError(message)
         waiter.waiting_for[call] = waiter.waiting_for.get(call, 0) + 1
     call.waiters += 1

@@ -385,7 +385,7 @@ async def test_a_cycle_of_cached_calls_raises_an_error_that_names_it() -> None:
         async with request_scope():
             with pytest.raises(CachedCallCycleError) as caught:
                 await a(1)
-    assert str(caught.value) == "request_cached calls wait for each other: a(1) -> b(1) -> a(1)"
+    assert str(caught.value) == "cycle of cached calls: a(1) -> b(1) -> a(1)"
 
 
 async def test_a_cycle_across_tasks_is_found_too() -> None:
@@ -413,7 +413,7 @@ async def test_a_cycle_across_tasks_is_found_too() -> None:
         async with request_scope(), anyio.create_task_group() as tg:
             tg.start_soon(call, b)
             tg.start_soon(call, a)
-    assert errors == ["request_cached calls wait for each other: a(1) -> b(1) -> a(1)"] * 2
+    assert errors == ["cycle of cached calls: a(1) -> b(1) -> a(1)"] * 2
 
 
 async def test_a_call_of_itself_is_a_cycle() -> None:
