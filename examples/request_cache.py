@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 __all__ = [
@@ -84,8 +85,11 @@ class _Call:
     done: anyio.Event = field(default_factory=anyio.Event)
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     waiters: int = 0
+    abandoned: bool = False  # every caller gave up; it is being cancelled
+    cancelled: bool = False
     error: BaseException | None = None
     value: Any = None
+    previous: _Call | None = None  # an abandoned run of the same key
     # The calls this run is waiting for (with a count: a run may wait for
     # one call from several of its tasks). Used to find cycles.
     waiting_for: dict[_Call, int] = field(default_factory=dict)
@@ -198,22 +202,18 @@ class RequestCached(Generic[P, T]):
         if isinstance(entry, _Finished):
             logger.debug("hit %s", description)
             return cast(T, entry.value)  # stored by this function's own run
-        if entry is None:
+        if isinstance(entry, _Call) and entry.abandoned:
+            # Every caller of that run gave up and it is being cancelled:
+            # the new run starts once the old one has ended.
+            entry = _Call(description, previous=entry)
+            logger.debug("miss %s (restarted)", description)
+            store.entries[key] = entry
+            _start(store, key, entry, self.function, args, kwargs)
+        elif entry is None:
             entry = _Call(description)
             logger.debug("miss %s", description)
             store.entries[key] = entry
-            # Started from the scope's context, so the run reads the same
-            # context whichever caller came first, on every backend.
-            store.context.run(
-                store.task_group.start_soon,
-                _run,
-                store,
-                key,
-                entry,
-                self.function,
-                args,
-                kwargs,
-            )
+            _start(store, key, entry, self.function, args, kwargs)
         else:
             logger.debug("hit %s (in flight)", description)
         return cast(T, await _wait_for(store, key, entry))
@@ -250,6 +250,23 @@ def request_cached(function: Callable[P, Awaitable[T]]) -> RequestCached[P, T]:
     return RequestCached(function)
 
 
+def _start(
+    store: _Store,
+    key: _Key,
+    call: _Call,
+    function: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Start the call in the scope's task group.
+
+    Started from the scope's context, so the run reads the same context
+    whichever caller came first, on every backend.
+    """
+    run = store.task_group.start_soon
+    store.context.run(run, _run, store, key, call, function, args, kwargs)
+
+
 async def _run(
     store: _Store,
     key: _Key,
@@ -262,6 +279,9 @@ async def _run(
     _running_call.set(call)  # this task's own copy of the scope's context
     try:
         with call.cancel_scope:
+            if call.previous is not None:
+                await call.previous.done.wait()  # at most one run at a time
+                call.previous = None
             call.value = await function(*args, **kwargs)
         if call.cancel_scope.cancelled_caught:
             call.error = _cancelled(call, store)
@@ -297,6 +317,7 @@ async def _run(
 
 
 def _cancelled(call: _Call, store: _Store) -> RuntimeError:
+    call.cancelled = True
     reason = ": its request scope ended" if store.closed else ""
     return RuntimeError(f"{call.description} was cancelled{reason}")
 
@@ -320,10 +341,15 @@ async def _wait_for(store: _Store, key: _Key, call: _Call) -> Any:
             if not waiter.waiting_for[call]:
                 del waiter.waiting_for[call]
         if call.waiters == 0 and not call.done.is_set():
-            # Every caller gave up: stop the call; a later one starts afresh.
+            # Every caller gave up: stop the call; a later one starts afresh
+            # (after this one has ended).
+            call.abandoned = True
             call.cancel_scope.cancel()
-            store.forget(key, call)
     if call.error is not None:
+        if call.cancelled:
+            # If this caller is being cancelled too (the whole request is),
+            # it should end as cancelled, not with the call's error.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         raise _own_copy(call.error) from call.error
     return call.value
 

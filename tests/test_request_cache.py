@@ -613,3 +613,48 @@ async def test_a_long_lived_request_opens_a_scope_per_message(db: Database) -> N
                 sent.append(f"{user.name} {again is user}")
     assert sent == ["Ada True"] * 3
     assert db.queries == ["db.get_user(1)"] * 3
+
+
+async def test_a_request_cancelled_as_a_whole_ends_its_callers_as_cancelled(
+    db: Database,
+) -> None:
+    """Not with the "was cancelled" RuntimeError meant for callers left waiting."""
+    get_user = cached_get_user(db)
+    with anyio.move_on_after(0.05) as request_deadline:
+        async with request_scope(), anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(get_user, 1)
+    assert request_deadline.cancelled_caught
+
+
+async def test_a_new_caller_waits_for_an_abandoned_run_to_end_before_rerunning() -> None:
+    """At most one run of a key at a time, even while a cancelled run cleans up."""
+    running: list[int] = []
+    started_at: list[int] = []
+
+    @request_cached
+    async def slow_to_stop(user_id: int) -> int:
+        running.append(user_id)
+        assert len(running) == 1, "two runs of one key at once"
+        started_at.append(round(anyio.current_time() * 1000))
+        try:
+            await anyio.sleep(0.1)
+            return user_id
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # closing a connection, say
+            running.remove(user_id)
+
+    async def impatient() -> None:
+        with anyio.move_on_after(0.01):
+            await slow_to_stop(1)
+
+    async def late() -> int:
+        await anyio.sleep(0.02)  # the first run is cancelled, still cleaning up
+        return await slow_to_stop(1)
+
+    begin = anyio.current_time()
+    async with request_scope(), anyio.create_task_group() as tg:
+        tg.start_soon(impatient)
+        assert await late() == 1
+    assert [ms - round(begin * 1000) for ms in started_at] == [0, 60]
