@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import weakref
@@ -658,3 +659,28 @@ async def test_a_new_caller_waits_for_an_abandoned_run_to_end_before_rerunning()
         tg.start_soon(impatient)
         assert await late() == 1
     assert [ms - round(begin * 1000) for ms in started_at] == [0, 60]
+
+
+async def test_a_cancellation_not_aimed_at_the_call_is_its_failure(
+    anyio_backend_name: str,
+) -> None:
+    """A call that awaited a future someone else cancelled fails alone: the
+    CancelledError it let out does not cancel the whole request scope."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("only an asyncio future can be cancelled from outside its awaiter")
+    shared: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    @request_cached
+    async def waits_for_shared() -> int:
+        return await shared
+
+    async def cancel_shared() -> None:
+        await anyio.sleep(0.01)
+        shared.cancel()
+
+    async with request_scope(), anyio.create_task_group() as tg:
+        tg.start_soon(cancel_shared)
+        with pytest.raises(RuntimeError, match="raised CancelledError without being cancelled"):
+            await waits_for_shared()
+        await anyio.sleep(0.01)  # the request goes on
+    assert not tg.cancel_scope.cancel_called
