@@ -27,6 +27,11 @@ Choices, each one tested in tests/test_request_cache.py:
   value. The call is cancelled only when no caller waits for it any more.
 - A failure reaches the callers already waiting, each as its own copy
   chained to the original, and is then forgotten: a later call runs again.
+  A KeyboardInterrupt or SystemExit in a call reaches them as a
+  RuntimeError that names it, and ends the request scope.
+- When every caller has given up, the call is cancelled; a later caller
+  starts a new run once the cancelled one has ended, so a key never runs
+  twice at once in a scope.
 - `fn.invalidate(*args)` forgets one entry (after a write in the same
   request), `fn.invalidate_all()` every entry of that function.
 - A cycle of cached calls (a(1) -> b(1) -> a(1)) raises
