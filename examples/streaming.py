@@ -1,12 +1,33 @@
-"""Record when an ASGI app sends each part of its response.
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["anyio>=4.15"]
+# ///
+"""Stream a page part by part, and record when an ASGI app sends each part.
+
+`StreamedPage` is an ASGI app (mount it in Starlette or FastAPI as a route's
+endpoint) that sends the page's shell at once, with a placeholder for each
+part, and then each part's HTML as soon as its data is ready; a small
+script in the shell swaps the part in for its placeholder:
+
+    page = StreamedPage(
+        '<main><div id="header">Loading...</div></main>',
+        StreamedPart("header", render_header, fallback="<header></header>"),
+    )
+
+- Every part starts at once; the response ends when the last part is sent.
+- A part that fails, or takes longer than its `deadline`, sends its
+  `fallback` instead, so the response always completes.
+- When the client leaves (`http.disconnect`, or `send` raising OSError),
+  the parts still running are cancelled at once.
+- Only GET is served; another method gets 405 Method Not Allowed.
 
 An in-process client such as httpx's `ASGITransport` hands the response to
-the caller only after the app has finished: headers and every streamed chunk
-arrive together at the end. Timing the client would make a streamed page
-look exactly as slow as a buffered one. `SendRecorder` measures where the
-bytes leave the app instead: it wraps the app's `send` and notes the event
-loop's time of `http.response.start` and of each `http.response.body`
-message, so it reads virtual time under a test clock and real time otherwise.
+the caller only after the app has finished, so timing the client would make
+a streamed page look exactly as slow as a buffered one. `SendRecorder`
+measures where the bytes leave the app instead: it wraps the app's `send`
+and notes the event loop's time of `http.response.start` and of each
+`http.response.body` message, so it reads virtual time under a test clock
+and real time otherwise.
 
     recorder = SendRecorder(app)
     transport = httpx.ASGITransport(app=recorder)
@@ -19,26 +40,159 @@ The recorder keeps the messages of the latest request it served.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import contextlib
+import html
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio.abc import ObjectSendStream, TaskGroup
 
-__all__ = ["SendRecorder", "Sent"]
+__all__ = ["SendRecorder", "Sent", "StreamedPage", "StreamedPart"]
+
+logger = logging.getLogger(__name__)
 
 Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# A part's render function: a coroutine function, so that it can be handed
+# to a task group or anyio.gather as it is.
+Render = Callable[[], Coroutine[Any, Any, str]]
+
 # Characters of a chunk shown when the recorder is printed.
 PREVIEW = 40
+# Defined once in the shell: moves a part's HTML into its placeholder.
+FILL_SCRIPT = (
+    "<script>function fillPart(id) {"
+    " const ready = document.getElementById(id + '-ready');"
+    " document.getElementById(id).replaceWith(ready.content);"
+    " ready.remove(); }</script>"
+)
+Headers = list[tuple[bytes, bytes]]
+HTML_HEADERS: Headers = [(b"content-type", b"text/html; charset=utf-8")]
 
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+@dataclass(frozen=True)
+class StreamedPart:
+    """One part of a streamed page.
+
+    `id` is the id of the part's placeholder element in the shell.
+    """
+
+    id: str
+    render: Render
+    fallback: str  # HTML sent instead when the part fails or is too slow
+    deadline: float | None = None  # seconds; None waits as long as it takes
+
+
+class StreamedPage:
+    """An ASGI app: the shell at once, then each part when it is ready."""
+
+    def __init__(self, shell: str, *parts: StreamedPart) -> None:
+        for part in parts:
+            if f'id="{part.id}"' not in shell:
+                raise ValueError(
+                    f"part {part.id!r} has no placeholder: put an element "
+                    f'with id="{part.id}" in the shell'
+                )
+        self.shell = shell
+        self.parts = parts
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError(f"StreamedPage serves HTTP, not {scope['type']}")
+        if scope["method"] != "GET":
+            await _method_not_allowed(send)
+            return
+        async with anyio.create_task_group() as tg:
+            # Servers on ASGI 2.4 and later do not need the app to listen,
+            # and Starlette then stops listening too: a client that left
+            # would be noticed only at the next send. Listen here instead.
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            try:
+                await self._respond(tg, send)
+            except OSError:
+                # ASGI 2.4: `send` raises OSError once the client has gone.
+                logger.debug("client left during %s", scope.get("path"))
+            tg.cancel_scope.cancel()  # the response is over: stop listening
+
+    async def _respond(self, tg: TaskGroup, send: Send) -> None:
+        streams = anyio.create_memory_object_stream[str](len(self.parts))
+        ready_out, ready_in = streams
+        async with ready_out:
+            for part in self.parts:
+                tg.start_soon(_render_part, part, ready_out.clone())
+        await _send_start(send, 200, HTML_HEADERS)
+        await _send_body(send, self.shell + FILL_SCRIPT)
+        async with ready_in:
+            async for chunk in ready_in:
+                await _send_body(send, chunk)
+        await _send_body(send, "", more_body=False)
+
+
+async def _render_part(
+    part: StreamedPart,
+    ready: ObjectSendStream[str],
+) -> None:
+    """Render one part, or its fallback, and hand it to the response."""
+    async with ready:
+        rendered = part.fallback
+        deadline = float("inf") if part.deadline is None else part.deadline
+        with anyio.move_on_after(deadline):
+            try:
+                rendered = await part.render()
+            except Exception:
+                # After the headers there is no error page to send: log the
+                # failure with its traceback and keep the page whole.
+                logger.exception("part %r failed; sent its fallback", part.id)
+        chunk = (
+            f'<template id="{html.escape(part.id)}-ready">{rendered}</template>'
+            f'<script>fillPart("{html.escape(part.id)}")</script>'
+        )
+        # The stream is closed if the response ended before this part.
+        with contextlib.suppress(anyio.BrokenResourceError):
+            await ready.send(chunk)
+
+
+async def _cancel_on_disconnect(
+    receive: Receive,
+    cancel_scope: anyio.CancelScope,
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            cancel_scope.cancel()
+            return
+
+
+async def _send_start(send: Send, status: int, headers: Headers) -> None:
+    message = {"type": "http.response.start", "status": status}
+    await send({**message, "headers": headers})
+
+
+async def _send_body(send: Send, text: str, more_body: bool = True) -> None:
+    message = {"type": "http.response.body", "body": text.encode()}
+    await send({**message, "more_body": more_body})
+
+
+async def _method_not_allowed(send: Send) -> None:
+    plain_text = (b"content-type", b"text/plain; charset=utf-8")
+    await _send_start(send, 405, [(b"allow", b"GET"), plain_text])
+    await _send_body(send, "Method Not Allowed", more_body=False)
 
 
 @dataclass(frozen=True)
 class Sent:
-    """One message the app sent: when (ms after the request arrived) and what."""
+    """One message the app sent: when (ms after the request came) and what."""
 
     at_ms: int
     kind: str  # "start" (status and headers) or "body" (a chunk of the body)
@@ -51,8 +205,17 @@ class SendRecorder:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.sent: list[Sent] = []
+        self.served = False  # a request has been served (or tried)
+        self.complete = False  # the last response sent its final body message
+        # What the app raised, if it did.
+        self.raised: BaseException | None = None
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -60,27 +223,50 @@ class SendRecorder:
         # This request's own list: a concurrent request replaces `self.sent`
         # but cannot append to this one.
         sent: list[Sent] = []
-        self.sent = sent
+        self.sent, self.served = sent, True
+        self.complete, self.raised = False, None
 
         async def recording_send(message: Message) -> None:
             at_ms = round((anyio.current_time() - arrived) * 1000)
             if message["type"] == "http.response.start":
                 sent.append(Sent(at_ms, "start"))
-            elif message["type"] == "http.response.body" and message.get("body"):
-                sent.append(Sent(at_ms, "body", bytes(message["body"])))
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    sent.append(Sent(at_ms, "body", bytes(message["body"])))
+                if not message.get("more_body", False) and sent is self.sent:
+                    self.complete = True
             await send(message)
 
-        await self.app(scope, receive, recording_send)
+        try:
+            await self.app(scope, receive, recording_send)
+        except BaseException as exc:
+            if sent is self.sent:
+                self.raised = exc
+            raise
 
     @property
     def first_byte_ms(self) -> int:
-        """When the status line and headers left the app: the time to first byte."""
-        return next(sent.at_ms for sent in self.sent if sent.kind == "start")
+        """When the status line and headers left the app: time to first byte.
+
+        Raises RuntimeError if the latest request sent no headers.
+        """
+        for sent in self.sent:
+            if sent.kind == "start":
+                return sent.at_ms
+        raise RuntimeError(f"no first byte to time: {self._no_headers()}")
 
     @property
     def last_part_ms(self) -> int:
-        """When the last non-empty chunk of the body left the app (0: no body)."""
-        return max((sent.at_ms for sent in self.sent if sent.kind == "body"), default=0)
+        """When the last non-empty chunk of the body left the app (0: none)."""
+        bodies = [sent.at_ms for sent in self.sent if sent.kind == "body"]
+        return max(bodies, default=0)
+
+    def _no_headers(self) -> str:
+        if not self.served:
+            return "the recorder has served no request yet"
+        if self.raised is not None:
+            return f"the app raised {self.raised!r} before sending its headers"
+        return "the app ended without sending its headers"
 
     def __str__(self) -> str:
         lines = []
@@ -89,7 +275,18 @@ class SendRecorder:
                 lines.append(f"{sent.at_ms:>5} ms  headers")
             else:
                 text = sent.body.decode(errors="replace")
-                preview = text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
-                lines.append(f"{sent.at_ms:>5} ms  {len(sent.body):>4} bytes  {preview}")
-        lines.append(f"first byte {self.first_byte_ms} ms, last part {self.last_part_ms} ms")
+                if len(text) > PREVIEW:
+                    text = text[: PREVIEW - 1] + "…"
+                size = f"{len(sent.body):>4} bytes"
+                lines.append(f"{sent.at_ms:>5} ms  {size}  {text}")
+        if not any(sent.kind == "start" for sent in self.sent):
+            lines.append(f"no headers: {self._no_headers()}")
+            return "\n".join(lines)
+        if not self.complete:
+            ended = "the body never ended"
+            if self.raised is not None:
+                ended = f"the app raised {self.raised!r}"
+            lines.append(f"incomplete response: {ended}")
+        first, last = self.first_byte_ms, self.last_part_ms
+        lines.append(f"first byte {first} ms, last part {last} ms")
         return "\n".join(lines)

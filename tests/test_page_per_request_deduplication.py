@@ -116,3 +116,32 @@ def test_hits_and_misses_are_printed_in_order() -> None:
     output = recorded("Hits and misses")
     lines = re.findall(r"#> DEBUG examples\.request_cache: (.*)", output)
     assert lines == ["miss get_user(123)", "hit get_user(123)", "miss get_user(456)"]
+
+
+def test_a_cached_call_reads_the_request_context_not_a_parts() -> None:
+    output = recorded("What a cached call reads from the context")
+    assert "header saw: request r-17, part -" in output
+    assert "menu saw:   request r-17, part -" in output
+
+
+def test_invalidate_makes_the_read_after_a_write_query_again() -> None:
+    output = recorded("Invalidate after a write")
+    assert "#> without invalidate: get_profile(1), update_profile(1)\n" in output
+    assert "#> with invalidate:    get_profile(1), update_profile(1), get_profile(1)" in output
+
+
+def test_a_long_stream_queries_once_per_message() -> None:
+    output = recorded("A scope per message in a long stream")
+    assert output.count("#> 'data: Ada <ada@example.com>\\n\\n'") == 3
+    assert "#> 3 queries for 3 messages" in output
+
+
+def test_a_cycle_is_named() -> None:
+    output = recorded("A cycle of cached calls")
+    assert "#> cycle of cached calls: user_card(1) -> card_width(1) -> user_card(1)" in output
+
+
+def test_a_failure_reaches_every_waiter_and_is_retried() -> None:
+    output = recorded("A failure reaches every waiter")
+    assert "#> 3 parts: {'failed: db.get_user: 503 Service Unavailable'}" in output
+    assert "#> queries: failed: ServiceUnavailable, ok; total 200 ms" in output

@@ -1,12 +1,27 @@
-"""`examples.streaming.SendRecorder`: timed where the app sends, not where the client reads."""
+"""`examples.streaming`: StreamedPage, and SendRecorder timing where the app sends."""
 
 from __future__ import annotations
+
+import logging
+import re
 
 import anyio
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
-from examples.streaming import SendRecorder, Sent
+from examples.services import ServiceUnavailable
+from examples.streaming import (
+    FILL_SCRIPT,
+    Message,
+    Receive,
+    Render,
+    SendRecorder,
+    Sent,
+    StreamedPage,
+    StreamedPart,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -123,3 +138,191 @@ async def test_a_response_without_a_body_prints() -> None:
     recorder = SendRecorder(no_content)
     await get(recorder)
     assert str(recorder).splitlines()[-1] == "first byte 0 ms, last part 0 ms"
+
+
+# --- SendRecorder before a response, and after a failed one -------------------
+
+
+def test_first_byte_before_any_request_is_a_clear_error() -> None:
+    recorder = SendRecorder(three_chunks_app)
+    with pytest.raises(RuntimeError, match="no first byte to time: the recorder has served no"):
+        _ = recorder.first_byte_ms
+    assert str(recorder) == "no headers: the recorder has served no request yet"
+
+
+async def test_an_app_that_fails_before_its_headers_prints_why() -> None:
+    async def failing(scope, receive, send) -> None:
+        await anyio.sleep(0.05)
+        raise LookupError("no such page")
+
+    recorder = SendRecorder(failing)
+    with pytest.raises(LookupError):
+        await get(recorder)
+    expected = "the app raised LookupError('no such page') before sending its headers"
+    with pytest.raises(RuntimeError, match=re.escape(expected)):
+        _ = recorder.first_byte_ms
+    assert str(recorder) == f"no headers: {expected}"
+
+
+async def test_a_response_cut_short_prints_as_incomplete() -> None:
+    async def cut_short(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"shell", "more_body": True})
+        raise LookupError("part failed")
+
+    recorder = SendRecorder(cut_short)
+    with pytest.raises(LookupError):
+        await get(recorder)
+    assert str(recorder).splitlines()[-2:] == [
+        "incomplete response: the app raised LookupError('part failed')",
+        "first byte 0 ms, last part 0 ms",
+    ]
+
+
+# --- StreamedPage -------------------------------------------------------------
+
+SHELL = '<main><div id="fast">…</div><div id="slow">…</div></main>'
+
+
+def after(seconds: float, html: str, error: Exception | None = None) -> Render:
+    """A part that takes `seconds`, then returns `html` or raises `error`."""
+
+    async def render() -> str:
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(html)
+            raise
+        if error is not None:
+            raise error
+        return html
+
+    return render
+
+
+cancelled: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_cancelled_parts_yet() -> None:
+    cancelled.clear()
+
+
+def page(slow: Render | None = None, deadline: float | None = None) -> StreamedPage:
+    return StreamedPage(
+        SHELL,
+        StreamedPart("fast", after(0.1, "<p>fast</p>"), fallback="<p>-</p>"),
+        StreamedPart(
+            "slow", slow or after(0.2, "<p>slow</p>"), fallback="<p>later</p>", deadline=deadline
+        ),
+    )
+
+
+def bodies(recorder: SendRecorder) -> list[tuple[int, str]]:
+    return [(sent.at_ms, sent.body.decode()) for sent in recorder.sent if sent.kind == "body"]
+
+
+def fill(part_id: str, html: str) -> str:
+    return f'<template id="{part_id}-ready">{html}</template><script>fillPart("{part_id}")</script>'
+
+
+async def test_the_shell_leaves_at_once_and_each_part_when_ready() -> None:
+    recorder = SendRecorder(page())
+    response = await get(recorder)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert bodies(recorder) == [
+        (0, SHELL + FILL_SCRIPT),
+        (100, fill("fast", "<p>fast</p>")),
+        (200, fill("slow", "<p>slow</p>")),
+    ]
+    assert recorder.complete
+
+
+async def test_a_part_that_fails_after_the_headers_sends_its_fallback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = SendRecorder(page(slow=after(0.15, "", ServiceUnavailable("slow: 503"))))
+    with caplog.at_level(logging.ERROR, logger="examples.streaming"):
+        response = await get(recorder)
+    assert response.status_code == 200
+    assert bodies(recorder)[-1] == (150, fill("slow", "<p>later</p>"))
+    assert recorder.complete and recorder.raised is None
+    [record] = caplog.records
+    assert record.getMessage() == "part 'slow' failed; sent its fallback"
+    assert isinstance(record.exc_info[1], ServiceUnavailable)
+
+
+async def test_a_part_past_its_deadline_is_cancelled_and_sends_its_fallback() -> None:
+    recorder = SendRecorder(page(slow=after(2, "<p>slow</p>"), deadline=0.3))
+    await get(recorder)
+    assert bodies(recorder)[-1] == (300, fill("slow", "<p>later</p>"))
+    assert cancelled == ["<p>slow</p>"]
+
+
+def disconnect_after(seconds: float) -> Receive:
+    async def receive() -> dict[str, str]:
+        await anyio.sleep(seconds)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_a_client_that_leaves_cancels_the_parts_at_once(spec_version: str) -> None:
+    """On ASGI 2.4 Starlette no longer listens for the disconnect; the page does."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    endpoint = page(slow=after(2, "<p>slow</p>"))
+    scope = {"type": "http", "method": "GET", "asgi": {"spec_version": spec_version}}
+    started = anyio.current_time()
+    await endpoint(scope, disconnect_after(0.15), send)
+    assert round((anyio.current_time() - started) * 1000) == 150
+    assert cancelled == ["<p>slow</p>"]
+    assert [message["type"] for message in sent] == ["http.response.start"] + [
+        "http.response.body"
+    ] * 2
+
+
+async def test_a_send_that_raises_oserror_ends_the_response_quietly() -> None:
+    """ASGI 2.4 servers raise OSError from `send` once the client has gone."""
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and b"<p>fast</p>" in message["body"]:
+            raise OSError("client gone")
+
+    async def never_disconnects() -> dict[str, str]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    endpoint = page(slow=after(2, "<p>slow</p>"))
+    started = anyio.current_time()
+    await endpoint({"type": "http", "method": "GET"}, never_disconnects, send)
+    assert round((anyio.current_time() - started) * 1000) == 100
+    assert cancelled == ["<p>slow</p>"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_only_get_is_served(method: str) -> None:
+    app = Starlette(routes=[Route("/streamed", page())])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        response = await client.request(method, "/streamed")
+        assert (await client.get("/streamed")).status_code == 200
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert cancelled == []
+
+
+def test_a_part_without_a_placeholder_is_refused() -> None:
+    with pytest.raises(ValueError, match="part 'aside' has no placeholder"):
+        StreamedPage(SHELL, StreamedPart("aside", after(0.1, ""), fallback=""))
+
+
+async def test_a_websocket_scope_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="serves HTTP, not websocket"):
+        await page()({"type": "websocket"}, disconnect_after(0), None)
