@@ -116,3 +116,24 @@ def test_hits_and_misses_are_printed_in_order() -> None:
     output = recorded("Hits and misses")
     lines = re.findall(r"#> DEBUG examples\.request_cache: (.*)", output)
     assert lines == ["miss get_user(123)", "hit get_user(123)", "miss get_user(456)"]
+
+
+# --- On a real database (stack="real" blocks: recorded from real runs) --------------------
+
+
+def test_postgresql_ran_three_queries_without_the_cache_and_one_with_it() -> None:
+    counted = re.findall(
+        r"#> (no cache|request cache): \d+ ms, queries run by PostgreSQL: (\d+)$",
+        recorded("Three parts on PostgreSQL"),
+        flags=re.M,
+    )
+    assert counted == [("no cache", "3"), ("request cache", "1")]
+
+
+def test_deduplication_and_batching_cut_different_queries() -> None:
+    source = recorded("N+1, deduplication and batching on PostgreSQL")
+    counted = dict(
+        re.findall(r"#> ([\w+]+): 20 posts in \d+ ms, author queries: (\d+)$", source, re.M)
+    )
+    # 20 posts by 10 different authors (examples/postgres.py seeds them).
+    assert counted == {"N+1": "20", "deduplicated": "10", "batched": "1"}
