@@ -15,9 +15,9 @@ from pytest_examples import CodeExample, EvalExample, find_examples
 from tests import pagecheck
 from tests.harness import (
     DOCS,
+    ExampleError,
     Settings,
     check_block,
-    ExampleError,
     check_format,
     check_within_tolerance,
     clocks_for,
