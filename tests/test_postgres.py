@@ -1,9 +1,9 @@
 """examples/postgres.py: the real-stack lane's server starts, is local, and always stops.
 
-The two lifecycle tests run a small pytest session in a subprocess that uses
-the session fixture of tests/postgres_fixtures.py, then check from outside
-that the server it started is gone: once after a failing test, once after
-the session was stopped by SIGTERM in the middle of a test.
+The lifecycle test runs two small pytest sessions in subprocesses that use
+the session fixture of tests/postgres_fixtures.py, then checks from outside
+that the servers they started are gone: one session ends with a failing
+test, the other is stopped by SIGTERM in the middle of a test.
 """
 
 from __future__ import annotations
@@ -72,30 +72,50 @@ def _is_running(pid: int) -> bool:
     return True
 
 
-def test_a_failing_session_leaves_no_server_behind(tmp_path: Path) -> None:
-    process, server_file = _start_session(tmp_path, then="fail")
-    output, _ = process.communicate(timeout=90)
-    assert process.returncode == 1, f"the session should fail its one test:\n{output}"
-    assert server_file.exists(), f"the test never got a server:\n{output}"
-    pid, data_dir = _server_of(server_file)
-    assert not _is_running(pid), f"PostgreSQL (pid {pid}) still runs after the session ended"
-    assert not data_dir.exists(), f"{data_dir} was left behind"
+def _processes_of(data_dir: Path) -> list[str]:
+    """Processes whose command line names the data directory (the postmaster's, say)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if str(data_dir) in command:
+            found.append(f"{cmdline.parent.name}: {command.strip()}")
+    return found
 
 
-def test_a_session_stopped_by_sigterm_leaves_no_server_behind(tmp_path: Path) -> None:
-    process, server_file = _start_session(tmp_path, then="hang")
-    deadline = time.monotonic() + 60
-    while not server_file.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server_file.exists(), "the test never got a server"
-    pid, data_dir = _server_of(server_file)
-    assert _is_running(pid)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 2, f"SIGTERM should interrupt the session:\n{output}"
-    assert "stopped by SIGTERM" in output
-    assert not _is_running(pid), f"PostgreSQL (pid {pid}) still runs after SIGTERM"
-    assert not data_dir.exists(), f"{data_dir} was left behind"
+def test_a_session_that_fails_or_is_stopped_leaves_no_server_behind(tmp_path: Path) -> None:
+    # Two sessions at once, to pay for two server starts only once in wall time.
+    (tmp_path / "fails").mkdir()
+    (tmp_path / "stopped").mkdir()
+    failing, failing_file = _start_session(tmp_path / "fails", then="fail")
+    stopped, stopped_file = _start_session(tmp_path / "stopped", then="hang")
+    try:
+        deadline = time.monotonic() + 90
+        while not stopped_file.exists() and stopped.poll() is None:
+            assert time.monotonic() < deadline, "the hanging session never got a server"
+            time.sleep(0.1)
+        assert stopped_file.exists(), f"the test never got a server:\n{stopped.communicate()[0]}"
+        pid, data_dir = _server_of(stopped_file)
+        assert _is_running(pid)
+        assert _processes_of(data_dir), "the check below would find the server's processes"
+        stopped.send_signal(signal.SIGTERM)
+        stopped_output, _ = stopped.communicate(timeout=60)
+        failing_output, _ = failing.communicate(timeout=90)
+    finally:
+        for process in (failing, stopped):
+            if process.poll() is None:
+                process.kill()
+    assert stopped.returncode == 2, f"SIGTERM should interrupt the session:\n{stopped_output}"
+    assert "stopped by SIGTERM" in stopped_output
+    assert failing.returncode == 1, f"the session should fail its one test:\n{failing_output}"
+    assert failing_file.exists(), f"the test never got a server:\n{failing_output}"
+    for server_file in (failing_file, stopped_file):
+        pid, data_dir = _server_of(server_file)
+        assert not _is_running(pid), f"PostgreSQL (pid {pid}) still runs after its session"
+        assert not _processes_of(data_dir), _processes_of(data_dir)
+        assert not data_dir.exists(), f"{data_dir} was left behind"
 
 
 def test_the_server_listens_on_a_unix_socket_only(postgres_server: postgres.Server) -> None:
