@@ -58,6 +58,10 @@ CLOCKS = ("asyncio", "trio", "real")
 REAL_EARLY_MS = 2
 REAL_LATE_FACTOR = 1.3
 REAL_LATE_MS = 30
+# A stack="real" block's output is recorded from a real run on a loaded
+# machine (runs here measured up to 1.6 times a quiet run's figures): a
+# quieter run may print down to (recorded - 30 ms) / 2.
+REAL_STACK_FASTER_FACTOR = 2.0
 # In real-clock runs, a callback that holds the loop this long is a blocking call.
 SLOW_CALLBACK_SECONDS = 0.05
 
@@ -578,10 +582,9 @@ def check_within_tolerance(example: CodeExample, new_source: str | None) -> list
             recorded, real = int(recorded), int(real)
             low = recorded - REAL_EARLY_MS
             if real_stack:
-                # Recorded from a real run, whose connections and scheduling
-                # cost what they cost that day: a quieter run may be faster
-                # by as much as a busier one may be slower.
-                low = math.floor((recorded - REAL_LATE_MS) / REAL_LATE_FACTOR)
+                # Recorded from a real run, whose queries, connections and
+                # scheduling cost what they cost on that day's machine.
+                low = math.floor((recorded - REAL_LATE_MS) / REAL_STACK_FASTER_FACTOR)
             high = REAL_LATE_FACTOR * recorded + REAL_LATE_MS
             if not low <= real <= high:
                 raise ExampleError(
