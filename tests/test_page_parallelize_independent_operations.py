@@ -172,3 +172,14 @@ def test_holding_a_connection_while_fanning_out_exhausts_the_pool() -> None:
     assert "QueuePool limit of size 5 overflow 0 reached, connection timed out" in source
     assert re.search(r"#> holding_request, 5 at once: \d+ ms, TimeoutError$", source, flags=re.M)
     assert re.search(r"#> releasing_request, 5 at once: \d+ ms, all served$", source, flags=re.M)
+
+
+def test_a_session_per_read_sees_two_states_and_one_transaction_one() -> None:
+    source = block("A session per read, or one snapshot")
+    per_read = re.search(r"#> a session per read: (\d+), then (\d+) orders$", source, re.M)
+    snapshot = re.search(
+        r"#> one REPEATABLE READ transaction: (\d+), then (\d+) orders$", source, re.M
+    )
+    assert per_read and snapshot, f"{PAGE.name}: the snapshot block printed no counts"
+    assert int(per_read[2]) == int(per_read[1]) + 1  # the order placed between the reads
+    assert snapshot[1] == snapshot[2]
