@@ -252,3 +252,24 @@ def test_a_real_stack_block_runs_on_the_real_clock_only() -> None:
         clocks_for(block('stack="virtual"'))
     assert str(failure.value).startswith(f"{relative(SAMPLES / 'inline.md')}:10:")
     assert 'must be "real"' in str(failure.value)
+
+
+def test_a_real_stack_figure_may_be_faster_than_recorded_as_it_may_be_slower() -> None:
+    def block(attributes: str) -> CodeExample:
+        return CodeExample.create(
+            'print("took 300 ms")\n#> took 300 ms\n',
+            path=SAMPLES / "inline.md",
+            start_line=10,
+            prefix=f"{{.python {attributes}}}",
+        )
+
+    faster = 'print("took 135 ms")\n#> took 135 ms\n'
+    much_faster = 'print("took 134 ms")\n#> took 134 ms\n'
+    # Recorded from a real run: a quieter machine may be twice as fast, and 30 ms.
+    pairs = check_within_tolerance(block('stack="real"'), faster)
+    assert pairs == [(300, 135), (300, 135)]  # the print's text and its recorded output
+    with pytest.raises(ExampleError, match=r"allowed 135\.\.420 ms"):
+        check_within_tolerance(block('stack="real"'), much_faster)
+    # Recorded from a virtual run: the real clock can only add time.
+    with pytest.raises(ExampleError, match=r"allowed 298\.\.420 ms"):
+        check_within_tolerance(block('title="x"'), faster)

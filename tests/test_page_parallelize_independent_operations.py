@@ -135,3 +135,91 @@ def test_per_call_deadlines_keep_what_arrived() -> None:
     assert "#> ['Ok', 'Ok', 'Failed']" in anyio_tab
     assert "#> Failed(error=TimeoutError())" in anyio_tab
     assert totals("Per-call deadlines (asyncio)") == totals("Per-call deadlines (AnyIO)") == [250]
+
+
+# --- On PostgreSQL (stack="real" blocks: recorded from real runs) -------------------------
+
+FRESH = "A fresh AsyncSession shared by four tasks"
+HOLDING = "An AsyncSession that holds its connection, shared by four tasks"
+PER_TASK = "A session per task"
+
+
+def query_sleeps_ms(title: str) -> dict[str, int]:
+    """Each dashboard query's `pg_sleep(...)` in the block's QUERIES, in ms, in order."""
+    found = re.findall(r'"(\w+)": \(?\s*"[^"]*pg_sleep\(([\d.]+)\)', block(title))
+    assert len(found) == 4, f"{PAGE.name}: block {title!r} should define four queries"
+    return {name: round(float(seconds) * 1000) for name, seconds in found}
+
+
+def test_a_fresh_shared_session_raises_for_every_query_but_the_first() -> None:
+    source = block(FRESH)
+    failed = re.findall(r"#> (\w+) failed at \d+ ms$", source, flags=re.M)
+    _first, *others = query_sleeps_ms(FRESH)
+    assert failed == others
+    assert (
+        "InvalidRequestError" in source
+        and "This session is provisioning a new connection; concurrent operations are not permitted"
+        in source
+    )
+
+
+def test_a_session_holding_its_connection_runs_the_queries_one_after_another() -> None:
+    source = block(HOLDING)
+    done = re.findall(r"#> (\w+) done at (\d+) ms$", source, flags=re.M)
+    sleeps = query_sleeps_ms(HOLDING)
+    assert [name for name, _ in done] == list(sleeps), "the queries finish in the order asked"
+    elapsed = 0
+    for name, at_ms in done:
+        elapsed += sleeps[name]
+        assert int(at_ms) >= elapsed, f"{name} finished before the queries ahead of it could"
+    assert re.search(r"#> no error, took \d+ ms$", source, flags=re.M)
+
+
+def per_task_ms() -> int:
+    match = re.search(r"#> took (\d+) ms$", block(PER_TASK), flags=re.M)
+    assert match, f"{PAGE.name}: block {PER_TASK!r} printed no 'took N ms'"
+    return int(match[1])
+
+
+def holding_ms() -> int:
+    match = re.search(r"#> no error, took (\d+) ms$", block(HOLDING), flags=re.M)
+    assert match, f"{PAGE.name}: block {HOLDING!r} printed no total"
+    return int(match[1])
+
+
+def test_a_session_per_task_runs_the_queries_together() -> None:
+    sleeps = query_sleeps_ms(PER_TASK)
+    assert max(sleeps.values()) <= per_task_ms() < sum(sleeps.values())
+
+
+def test_asyncpg_refuses_a_second_operation_on_one_connection() -> None:
+    source = block("asyncpg: a shared connection, then a pool")
+    assert "InterfaceError: cannot perform operation: another operation is in progress" in source
+    assert re.search(r"#> pool: Ada Lovelace, \d+ orders, \d+ ms$", source, flags=re.M)
+
+
+def test_twenty_queries_run_in_rounds_of_the_pool_size() -> None:
+    found = re.findall(
+        r"#> max_overflow=(\d+): 20 queries, (\d+) connections, (\d+) rounds, \d+ ms$",
+        block("Twenty queries against a pool of five"),
+        flags=re.M,
+    )
+    assert [tuple(map(int, row)) for row in found] == [(0, 5, 4), (10, 15, 2)]
+
+
+def test_holding_a_connection_while_fanning_out_exhausts_the_pool() -> None:
+    source = block("Holding a connection while fanning out exhausts the pool")
+    assert "QueuePool limit of size 5 overflow 0 reached, connection timed out" in source
+    assert re.search(r"#> holding_request, 5 at once: \d+ ms, TimeoutError$", source, flags=re.M)
+    assert re.search(r"#> releasing_request, 5 at once: \d+ ms, all served$", source, flags=re.M)
+
+
+def test_a_session_per_read_sees_two_states_and_one_transaction_one() -> None:
+    source = block("A session per read, or one snapshot")
+    per_read = re.search(r"#> a session per read: (\d+), then (\d+) orders$", source, re.M)
+    snapshot = re.search(
+        r"#> one REPEATABLE READ transaction: (\d+), then (\d+) orders$", source, re.M
+    )
+    assert per_read and snapshot, f"{PAGE.name}: the snapshot block printed no counts"
+    assert int(per_read[2]) == int(per_read[1]) + 1  # the order placed between the reads
+    assert snapshot[1] == snapshot[2]

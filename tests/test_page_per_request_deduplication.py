@@ -145,3 +145,24 @@ def test_a_failure_reaches_every_waiter_and_is_retried() -> None:
     output = recorded("A failure reaches every waiter")
     assert "#> 3 parts: {'failed: db.get_user: 503 Service Unavailable'}" in output
     assert "#> queries: failed: ServiceUnavailable, ok; total 200 ms" in output
+
+
+# --- On a real database (stack="real" blocks: recorded from real runs) --------------------
+
+
+def test_postgresql_ran_three_queries_without_the_cache_and_one_with_it() -> None:
+    counted = re.findall(
+        r"#> (no cache|request cache): \d+ ms, queries run by PostgreSQL: (\d+)$",
+        recorded("Three parts on PostgreSQL"),
+        flags=re.M,
+    )
+    assert counted == [("no cache", "3"), ("request cache", "1")]
+
+
+def test_deduplication_and_batching_cut_different_queries() -> None:
+    source = recorded("N+1, deduplication and batching on PostgreSQL")
+    counted = dict(
+        re.findall(r"#> ([\w+]+): 20 posts in \d+ ms, author queries: (\d+)$", source, re.M)
+    )
+    # 20 posts by 10 different authors (examples/postgres.py seeds them).
+    assert counted == {"N+1": "20", "deduplicated": "10", "batched": "1"}
