@@ -13,6 +13,8 @@ from examples import services, timeline
 from tests.harness import ExampleError
 from tests.sitebuild import build_site
 
+pytest_plugins = ["tests.http_fixtures"]
+
 
 @pytest.fixture(
     params=[
