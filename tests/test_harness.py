@@ -206,3 +206,17 @@ def test_a_real_stack_block_runs_on_the_real_clock_only() -> None:
         clocks_for(block('stack="virtual"'))
     assert str(failure.value).startswith(f"{relative(SAMPLES / 'inline.md')}:10:")
     assert 'must be "real"' in str(failure.value)
+
+
+def test_a_real_stack_figure_may_come_in_earlier_than_its_real_recording() -> None:
+    recorded = "print(took)\n#> took 150 ms\n"
+    example = CodeExample.create(
+        recorded, path=SAMPLES / "inline.md", start_line=0, prefix='{.python stack="real"}'
+    )
+    for real_ms in (120, 150, 225):  # within [150 - 30, 1.3 * 150 + 30]
+        assert check_within_tolerance(example, recorded.replace("150", str(real_ms))) == [
+            (150, real_ms)
+        ]
+    for real_ms in (119, 226):
+        with pytest.raises(ExampleError, match=f"printed {real_ms} ms"):
+            check_within_tolerance(example, recorded.replace("150", str(real_ms)))
