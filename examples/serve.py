@@ -16,8 +16,8 @@ server in production are two processes with two event loops. Serving the app
 on the client's own loop would let the two take turns on one ready queue: a
 response's timing would include the client's callbacks and the other way
 round, and a call that blocks the app would also freeze the clock the client
-reads. In its own thread, Uvicorn runs on its own asyncio loop, as it does
-in production, and the client's loop only waits on the socket. (Both still
+reads. In its own thread, Uvicorn runs on its own event loop, started the way
+`uvicorn.run()` starts it, and the client's loop only waits on the socket. (Both still
 share one interpreter, so CPU-bound work competes for the GIL; the examples
 that use this helper spend their time waiting, which is what they measure.)
 It also lets the client run on any backend AnyIO supports, Trio included,
@@ -28,7 +28,6 @@ The helper imports nothing from the simulated services: copy it as it is.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -72,7 +71,7 @@ class _Server(uvicorn.Server):
 async def serve(app: ASGIApp, *, log_level: str = "warning") -> AsyncIterator[str]:
     """Serve `app` with Uvicorn on 127.0.0.1 and a free port; yield its base URL.
 
-    The server runs in its own thread, on its own asyncio event loop (see the
+    The server runs in its own thread, on its own event loop (see the
     module docstring for why). It is stopped when the block ends, however it
     ends, and `serve()` returns only when the server's thread has finished.
     Raises `ServerFailedToStart` if Uvicorn stops before accepting
@@ -106,7 +105,9 @@ async def serve(app: ASGIApp, *, log_level: str = "warning") -> AsyncIterator[st
 
     def run_server() -> None:
         try:
-            asyncio.run(server.serve())
+            # Uvicorn's own runner, on the event loop it would pick in production
+            # (uvloop when it is installed, asyncio otherwise).
+            server.run()
         except BaseException as exc:  # SystemExit on a failed startup, too
             failure.append(exc)
         finally:
