@@ -9,7 +9,7 @@ free one), reads the port it got from the listening socket, and yields
 ``http://127.0.0.1:PORT`` once the server accepts connections. On the way
 out, normally, on an error or on cancellation, it asks the server to stop,
 waits until it has closed its socket and its connections, and only then
-returns: nothing is left listening and no thread is left running.
+returns: nothing is left listening and the server's thread has ended.
 
 **Why the server runs in a thread with its own event loop.** A client and a
 server in production are two processes with two event loops. Serving the app
@@ -36,6 +36,7 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -133,5 +134,7 @@ async def serve(app: ASGIApp, *, log_level: str = "warning") -> AsyncIterator[st
         server.should_exit = True
         with anyio.CancelScope(shield=True):
             await finished.wait()
-        # The thread's last act was to report `finished`: this returns at once.
-        thread.join()
+            # Reporting `finished` was the thread's last act: join it in a
+            # worker thread, so that a thread the OS is slow to schedule
+            # cannot block the event loop.
+            await anyio.to_thread.run_sync(thread.join)
