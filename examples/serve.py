@@ -16,10 +16,11 @@ server in production are two processes with two event loops. Serving the app
 on the client's own loop would let the two take turns on one ready queue: a
 response's timing would include the client's callbacks and the other way
 round, and a call that blocks the app would also freeze the clock the client
-reads. In its own thread, Uvicorn runs on its own event loop, started the way
-`uvicorn.run()` starts it, and the client's loop only waits on the socket. (Both still
-share one interpreter, so CPU-bound work competes for the GIL; the examples
-that use this helper spend their time waiting, which is what they measure.)
+reads. In its own thread, Uvicorn runs on its own event loop, started the
+way `uvicorn.run()` starts it, and the client's loop only waits on the
+socket. (Both still share one interpreter, so CPU-bound work competes for
+the GIL; the examples that use this helper spend their time waiting, which
+is what they measure.)
 It also lets the client run on any backend AnyIO supports, Trio included,
 while Uvicorn itself is asyncio only.
 
