@@ -13,7 +13,7 @@ from examples import services, timeline
 from tests.harness import ExampleError
 from tests.sitebuild import build_site
 
-pytest_plugins = ["tests.postgres_fixtures"]
+pytest_plugins = ["tests.postgres_fixtures", "tests.http_fixtures"]
 
 
 @pytest.fixture(
