@@ -739,6 +739,14 @@ def check_within_tolerance(
             low, high = recorded - REAL_EARLY_MS, recorded + REAL_LATE_MS + lag
             if real_stack:
                 low = math.floor((recorded - REAL_STACK_EARLY_MS) / REAL_STACK_FASTER_FACTOR)
+            if real < low and real_stack:
+                raise ExampleError(
+                    f"{location(example, index)}: on the real clock this printed {real} ms "
+                    f"where the recorded output says {recorded} ms, less than half of it: the "
+                    "recording came from a much slower run, or the block no longer does what "
+                    "it recorded. Run `make update-examples` to record it again.\n"
+                    f"  recorded: {recorded_line.strip()}\n  real:     {real_line.strip()}"
+                )
             if real < low:
                 raise ExampleError(
                     f"{location(example, index)}: on the real clock this printed {real} ms "

@@ -305,19 +305,27 @@ class _Switches:
 
 
 class _LoopProbe:
-    """Stands in for the `asyncio` module inside blockbuster, to watch Trio too."""
+    """Stands in for the `asyncio` module inside blockbuster.
+
+    blockbuster watches every thread that runs an asyncio loop; this watches
+    the block's own loop thread only (a server the block starts in another
+    thread has its own rules), and Trio's too.
+    """
+
+    def __init__(self, thread: int) -> None:
+        self.thread = thread
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
 
-    @staticmethod
-    def get_running_loop() -> Any:
-        loop = asyncio._get_running_loop()
-        if loop is not None:
-            return loop
-        if trio.lowlevel.in_trio_run():
-            return True
-        raise RuntimeError("no running event loop")
+    def get_running_loop(self) -> Any:
+        if threading.get_ident() == self.thread:
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                return loop
+            if trio.lowlevel.in_trio_run():
+                return True
+        raise RuntimeError("not the block's event loop")
 
 
 def _blockbuster() -> BlockBuster:
@@ -328,6 +336,10 @@ def _blockbuster() -> BlockBuster:
         # to name the endpoint in error messages (`_extract_endpoint_context`
         # in fastapi/routing.py). That is the framework's, not the block's.
         function.can_block_in("fastapi/routing.py", "_extract_endpoint_context")
+        # asyncpg looks for a password file (~/.pgpass) and TLS files each
+        # time it opens a connection (`_parse_connect_dsn_and_args` in
+        # asyncpg/connect_utils.py): the driver's, once per connection.
+        function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
     for name in ("io.TextIOWrapper.write", "io.BufferedWriter.write"):
         # pytest logs every record to a file handler on os.devnull.
         function = buster.functions[name]
@@ -357,7 +369,7 @@ def watching(watch: LoopWatch) -> Iterator[None]:
     previous_handler = signal.signal(signal.SIGPROF, watch._sample)
     buster = _blockbuster()
     saved = blockbuster_module.asyncio, blockbuster_module.BlockingError
-    blockbuster_module.asyncio = _LoopProbe()  # type: ignore[assignment]
+    blockbuster_module.asyncio = _LoopProbe(watch.thread)  # type: ignore[assignment]
     blockbuster_module.BlockingError = Blocking  # type: ignore[misc]
     asyncio.events.Handle._run = watch.asyncio_step(original_run)  # type: ignore[method-assign]
     builtins.__import__ = watch._timed_import(original_import)
