@@ -9,7 +9,7 @@ from examples.services import fetch_comments, fetch_posts, fetch_user, outage, s
 from examples.settle import Failed, Ok, settle, value_or
 from examples.timeline import Timeline
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 async def test_outcomes_come_back_in_call_order() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from examples.streaming import SendRecorder, Sent
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 async def three_chunks_app(scope, receive, send) -> None:
