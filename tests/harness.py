@@ -186,10 +186,16 @@ def includes_only(example: CodeExample) -> bool:
     return bool(lines) and all(line.startswith("--8<--") for line in lines)
 
 
-def clocks_for(example: CodeExample) -> list[str]:
-    """The clocks a block runs on: Trio only for AnyIO programs."""
+def clocks_for(example: CodeExample, python: str | None = RUNNING_PYTHON) -> list[str]:
+    """The clocks a block runs on: Trio only for AnyIO programs.
+
+    None on a Python its `python=` excludes; `python=None` gives the clocks
+    whatever the Python (tests/test_docs.py lists those and skips with a reason).
+    """
     settings = Settings.of(example)
     if includes_only(example):
+        return []
+    if python is not None and settings.python and not settings.python.allows(python):
         return []
     if settings.backend == "asyncio" or not uses_anyio_run(example):
         return ["asyncio", "real"]

@@ -43,7 +43,7 @@ RUNS = [
         marks=[pytest.mark.every_python] if clock != "real" else [],
     )
     for example in EXAMPLES
-    for clock in clocks_for(example)
+    for clock in clocks_for(example, python=None)
 ]
 # The Pythons this update run's lanes cover; a block is recorded on the oldest it allows.
 LANE_PYTHONS = os.environ.get("PYTHON_LANES", RUNNING_PYTHON).split()
