@@ -2,6 +2,7 @@
 
     make test-versions                   # what `make test` runs after the main suite
     make update-examples                 # also records blocks restricted to other Pythons
+    make bench                           # measures the cost page's figures on each of them
 
 The main suite runs on the Python the Makefile picked (`.venv`). Every other
 Python found here, by name on PATH (`python3.12`) or among pyenv's versions,
@@ -43,10 +44,14 @@ class Lane:
 
 
 def runs_as(interpreter: str, version: str) -> bool:
-    """Whether `interpreter` starts and is that version (a pyenv shim may exist for
-    a version that is not the selected one, and then fails)."""
+    """Whether `interpreter` starts, is that version and can make a venv with pip.
+
+    A pyenv shim may exist for a version that is not selected, and then fails;
+    a distribution's Python may lack ensurepip (Debian's without python3-venv).
+    """
     check = (
-        f"import sys; sys.exit(f'{{sys.version_info[0]}}.{{sys.version_info[1]}}' != '{version}')"
+        "import sys, ensurepip, venv; "
+        f"sys.exit(f'{{sys.version_info[0]}}.{{sys.version_info[1]}}' != '{version}')"
     )
     try:
         result = subprocess.run(
@@ -121,6 +126,34 @@ def summary_line(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def other_lanes() -> list[Lane]:
+    """A lane for each Python found here other than the one running this."""
+    return [
+        Lane(version, interpreter)
+        for version in VERSIONS
+        if version != MAIN and (interpreter := find_python(version))
+    ]
+
+
+def print_bench_args() -> int:
+    lanes = other_lanes()
+    for lane in lanes:
+        # make's own output goes to stderr: stdout carries only the arguments.
+        subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                f".venv-{lane.version}/.ready",
+                f"LANE_PYTHON={lane.interpreter}",
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=sys.stderr,
+        )
+    print(" ".join(f"--other-python {lane.venv / 'bin' / 'python'}" for lane in lanes))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -128,13 +161,17 @@ def main() -> int:
         action="store_true",
         help="record the outputs of blocks restricted to a Python other than the main one",
     )
+    parser.add_argument(
+        "--bench-args",
+        action="store_true",
+        help="only make the lanes' venvs, then print `--other-python PATH` for each "
+        "(make bench passes them to examples/parallelism_cost.py)",
+    )
     options = parser.parse_args()
+    if options.bench_args:
+        return print_bench_args()
     required = os.environ.get("REQUIRE_PYTHONS", "").split()
-    lanes = [
-        Lane(version, interpreter)
-        for version in VERSIONS
-        if version != MAIN and (interpreter := find_python(version))
-    ]
+    lanes = other_lanes()
     found = {MAIN, *(lane.version for lane in lanes)}
     missing = [version for version in required if version not in found]
     for version in VERSIONS:
