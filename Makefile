@@ -55,9 +55,9 @@ update-examples: $(READY)
 	.venv-$*/bin/python -m pip install --quiet -r requirements/test.txt -e .
 	touch $@
 
-## bench: measure what starting a task costs; rewrites docs/assets/parallelism-cost.{json,svg} and the table in docs/parallelism-cost.md (minutes)
+## bench: measure what starting a task costs, here and on each other Python found (in its lane's venv); rewrites docs/assets/parallelism-cost*.{json,svg} and the tables in docs/parallelism-cost.md (minutes)
 bench: $(READY)
-	$(BIN)/python examples/parallelism_cost.py
+	$(BIN)/python examples/parallelism_cost.py $$($(BIN)/python tests/lanes.py --bench-args)
 
 ## determinism: run the example suite 20 times, then the real-clock runs with a core kept busy (minutes)
 determinism: $(READY)
