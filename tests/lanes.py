@@ -175,11 +175,10 @@ def main() -> int:
     found = {MAIN, *(lane.version for lane in lanes)}
     missing = [version for version in required if version not in found]
     for version in VERSIONS:
-        if version not in found:
-            print(
-                f"Python {version}: not on this machine, skipped"
-                + (" (required by REQUIRE_PYTHONS)" if version in missing else "")
-            )
+        if version in missing:
+            print(f"Python {version}: not on this machine, and REQUIRE_PYTHONS requires it")
+        elif version not in found:
+            print(f"Python {version}: not on this machine, skipped")
     for lane in lanes:
         prepare(lane)
 
