@@ -71,8 +71,11 @@ def test_a_task_costs_tens_of_times_a_plain_await(tasks: int) -> None:
 
 
 @pytest.mark.parametrize("tasks", bench.TASK_COUNTS)
-def test_taskgroup_is_cheaper_than_gather(tasks: int) -> None:
-    assert per_task("taskgroup", tasks) < per_task("gather", tasks)
+def test_taskgroup_costs_no_more_than_gather(tasks: int) -> None:
+    """ "within a tenth of each other, and with 100,000 tasks the task group is cheaper"."""
+    assert per_task("taskgroup", tasks) < 1.1 * per_task("gather", tasks)
+    if tasks == 100_000:
+        assert per_task("taskgroup", tasks) < per_task("gather", tasks)
 
 
 @pytest.mark.parametrize("tasks", bench.TASK_COUNTS)
@@ -172,7 +175,7 @@ def test_an_eager_cache_hit_costs_a_fraction_of_a_lazy_one(python: str, loop: st
     run = run_of(python)
     eager = bench.by_python_figure(run, loop, "eager", "cache-hit")
     lazy = bench.by_python_figure(run, loop, "lazy", "cache-hit")
-    assert eager < 0.5 * lazy
+    assert eager < 0.5 * lazy  # "less than half of what it costs started lazily"
 
 
 @pytest.mark.parametrize(("python", "loop"), eager_pairs())
