@@ -12,7 +12,8 @@ and the unit tests of examples/. The lanes run in parallel, each with two
 pytest-xdist workers, and each prints one summary line.
 
 With REQUIRE_PYTHONS="3.11 3.12 3.13" (CI), a listed Python that is missing
-is a failure, not a skip.
+is a failure, not a skip. VERSION_LANES=0 turns the lanes off, for a CI
+matrix that runs the whole suite on each Python itself.
 """
 
 from __future__ import annotations
@@ -169,8 +170,14 @@ def main() -> int:
     )
     options = parser.parse_args()
     if options.bench_args:
-        return print_bench_args()
+        return print_bench_args()  # make bench measures every Python, lanes on or off
     required = os.environ.get("REQUIRE_PYTHONS", "").split()
+    if os.environ.get("VERSION_LANES") == "0":
+        print("version lanes: off (VERSION_LANES=0)")
+        if required:
+            print("REQUIRE_PYTHONS asks for lanes that VERSION_LANES=0 turns off: unset one")
+            return 1
+        return 0
     lanes = other_lanes()
     found = {MAIN, *(lane.version for lane in lanes)}
     missing = [version for version in required if version not in found]
