@@ -12,7 +12,7 @@ READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
 ZENSICAL_VENV := .venv-zensical
-.PHONY: serve build test test-loaded update-examples bench clean zensical
+.PHONY: serve build test test-versions test-loaded update-examples bench clean zensical
 
 $(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -30,18 +30,34 @@ serve: $(READY)
 build: $(READY)
 	$(BIN)/mkdocs build --strict
 
-## test: run every doc block on every clock, lint it, and test the site (also with Zensical)
+## test: run every doc block on every clock, lint it, and test the site (also with Zensical); then the version lanes
 test: $(READY) $(ZENSICAL_VENV)/.ready
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadgroup
+	$(MAKE) --no-print-directory test-versions
 
-## update-examples: rewrite recorded outputs and the suite's counts, format blocks, say what changed
+## test-versions: on each other Python 3.11+ found (PATH, pyenv), every block's virtual runs and the unit tests of examples/
+test-versions: $(READY)
+	$(BIN)/python tests/lanes.py
+
+## update-examples: rewrite recorded outputs and the suite's counts, format blocks, say what changed; blocks restricted to another Python are recorded on it
 update-examples: $(READY)
 	$(BIN)/python -m tests.update_examples
+	$(BIN)/python tests/lanes.py --update-examples
 
-## bench: the suite's speed against its budgets, and what starting a task costs; rewrites the figures on docs/testing.md and docs/parallelism-cost.md (minutes)
+# A version lane's venv (.venv-3.12, ...): tests/lanes.py makes it with
+# LANE_PYTHON set to the interpreter it found, and remakes it like .venv.
+.venv-%/.ready: requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
+	@test -n "$(LANE_PYTHON)" || { echo "make $@ needs LANE_PYTHON=/path/to/python$*"; exit 1; }
+	rm -rf .venv-$*
+	$(LANE_PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -r requirements/test.txt -e .
+	touch $@
+
+## bench: the suite's speed against its budgets, and what starting a task costs here and on each other Python found; rewrites the figures on docs/testing.md and docs/parallelism-cost.md (many minutes)
 bench: $(READY) $(ZENSICAL_VENV)/.ready
 	$(BIN)/python -m tests.bench
-	$(BIN)/python examples/parallelism_cost.py
+	$(BIN)/python examples/parallelism_cost.py $$($(BIN)/python tests/lanes.py --bench-args)
 
 ## test-loaded: `make test` in a fresh clone three times with every core kept busy; writes the result on docs/testing.md (many minutes)
 test-loaded: $(READY)
@@ -57,4 +73,4 @@ $(ZENSICAL_VENV)/.ready: requirements/zensical.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(ZENSICAL_VENV) site
+	rm -rf $(VENV) .venv-3.* $(ZENSICAL_VENV) site

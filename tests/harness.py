@@ -111,6 +111,47 @@ def relative(path: Path) -> str:
 # --- Fence settings -----------------------------------------------------------
 
 
+# The Python the suite runs on, as "3.12": a block's `python=` is checked against it.
+RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+OLDEST_PYTHON = (3, 11)  # pyproject.toml's requires-python
+_PYTHON_RANGE = re.compile(r"^(?P<low>3\.\d+)(?:(?P<plus>\+)|-(?P<high>3\.\d+))?$")
+
+
+@dataclass(frozen=True)
+class PythonRange:
+    """The Python versions a block is for: `python="3.12+"`, `"3.11-3.12"` or `"3.13"`."""
+
+    text: str  # as the fence says it, for messages
+    low: tuple[int, int]
+    high: tuple[int, int] | None  # None: no upper bound ("3.12+")
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> PythonRange:
+        match = _PYTHON_RANGE.match(text)
+        low = _version(match["low"]) if match else None
+        high = _version(match["high"]) if match and match["high"] else low
+        if match and match["plus"]:
+            high = None
+        if low is None or low < OLDEST_PYTHON or (high is not None and high < low):
+            raise ExampleError(
+                f'{where}: python="{text}" is not a Python range; write "3.12+" (that version '
+                'or newer), "3.11-3.12" (inclusive) or "3.13" (one version), from 3.11 on'
+            )
+        return cls(text, low, high)
+
+    def allows(self, version: str) -> bool:
+        wanted = _version(version)
+        return self.low <= wanted and (self.high is None or wanted <= self.high)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a fence's attributes ask of the harness."""
@@ -120,11 +161,21 @@ class Settings:
     expect_warning: str | None  # expect_warning="never awaited"
     fence_line: str  # docs/page.md:LINE of the opening fence, for messages about it
     stack: str | None = None  # stack="real": talks to real servers; real clock only
+    python: PythonRange | None = None  # python="3.12+" runs the block only there
 
     @classmethod
     def of(cls, example: CodeExample) -> Settings:
         attrs = example.prefix_settings()
-        known = {"test", "backend", "expect_warning", "stack", "title", "hl_lines", "linenums"}
+        known = {
+            "test",
+            "backend",
+            "expect_warning",
+            "stack",
+            "python",
+            "title",
+            "hl_lines",
+            "linenums",
+        }
         unknown = set(attrs) - known
         if unknown:
             raise ExampleError(
@@ -140,12 +191,14 @@ class Settings:
         stack = attrs.get("stack")
         if stack not in (None, "real"):
             raise ExampleError(f'{location(example, -1)}: stack="{stack}" must be "real"')
+        python = attrs.get("python")
         return cls(
             skip=test,
             backend=backend,
             expect_warning=attrs.get("expect_warning"),
             fence_line=location(example, -1),
             stack=stack,
+            python=PythonRange.parse(python, location(example, -1)) if python else None,
         )
 
 
@@ -163,10 +216,16 @@ def includes_only(example: CodeExample) -> bool:
     return bool(lines) and all(line.startswith("--8<--") for line in lines)
 
 
-def clocks_for(example: CodeExample) -> list[str]:
-    """The clocks a block runs on: Trio only for AnyIO programs."""
+def clocks_for(example: CodeExample, python: str | None = RUNNING_PYTHON) -> list[str]:
+    """The clocks a block runs on: Trio only for AnyIO programs.
+
+    None on a Python its `python=` excludes; `python=None` gives the clocks
+    whatever the Python (tests/test_docs.py lists those and skips with a reason).
+    """
     settings = Settings.of(example)
     if includes_only(example):
+        return []
+    if python is not None and settings.python and not settings.python.allows(python):
         return []
     if settings.stack == "real":
         # Real servers answer in real time: no virtual clock can run these.

@@ -50,7 +50,7 @@ OTHER_INFO = {
 }
 
 # Attributes the test harness reads (see tests/harness.py Settings).
-HARNESS_ATTRIBUTES = {"test", "backend", "expect_warning", "stack"}
+HARNESS_ATTRIBUTES = {"test", "backend", "expect_warning", "stack", "python"}
 _ATTRIBUTE = re.compile(r"([\w-]+)=")
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marks>`{3,}|~{3,})\s*(?P<info>[^\s`{]*)(?P<rest>.*)$")

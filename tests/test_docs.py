@@ -3,10 +3,16 @@
 Items are named `docs/page.md:FIRST-LAST:clock`, so `pytest -k index.md` or
 `pytest -k trio` picks a subset. `make update-examples` rewrites the recorded
 outputs from the virtual asyncio run and formats the blocks.
+
+The virtual runs are marked `every_python`: `make test-versions` runs them on
+each other Python found (tests/lanes.py). A block with `python="3.12+"` is
+skipped elsewhere, and its output is recorded on the oldest Python it allows
+among those the lanes run (`PYTHON_LANES`, set by tests/lanes.py).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,7 @@ from pytest_examples import CodeExample, EvalExample, find_examples
 from tests import pagecheck
 from tests.harness import (
     DOCS,
+    RUNNING_PYTHON,
     ExampleError,
     Settings,
     check_block,
@@ -32,10 +39,23 @@ from tests.harness import (
 PAGES = sorted(DOCS.rglob("*.md"))
 EXAMPLES = list(find_examples(*PAGES))
 RUNS = [
-    pytest.param(example, clock, id=f"{example}:{clock}")
+    pytest.param(
+        example,
+        clock,
+        id=f"{example}:{clock}",
+        marks=[pytest.mark.every_python] if clock != "real" else [],
+    )
     for example in EXAMPLES
-    for clock in clocks_for(example)
+    for clock in clocks_for(example, python=None)
 ]
+# The Pythons this update run's lanes cover; a block is recorded on the oldest it allows.
+LANE_PYTHONS = os.environ.get("PYTHON_LANES", RUNNING_PYTHON).split()
+
+
+def recording_python(settings: Settings) -> str | None:
+    """The Python that records this block's output, or None if no lane runs it."""
+    allowed = [v for v in LANE_PYTHONS if settings.python is None or settings.python.allows(v)]
+    return min(allowed, key=lambda v: tuple(map(int, v.split("."))), default=None)
 
 
 @pytest.mark.parametrize(("example", "clock"), RUNS)
@@ -45,9 +65,14 @@ def test_block_runs(
     settings = Settings.of(example)
     if settings.skip:
         pytest.skip(f"{example}: {settings.skip}")
+    if settings.python and not settings.python.allows(RUNNING_PYTHON):
+        pytest.skip(f"{example}: needs Python {settings.python} (this is {RUNNING_PYTHON})")
     updating = eval_example.update_examples
-    if updating and clock != clocks_for(example)[0]:
-        pytest.skip(f"outputs are recorded from the {clocks_for(example)[0]} run")
+    recording_clock = clocks_for(example, python=None)[0]
+    if updating and clock != recording_clock:
+        pytest.skip(f"outputs are recorded from the {recording_clock} run")
+    if updating and recording_python(settings) != RUNNING_PYTHON:
+        pytest.skip(f"{example}: recorded on Python {recording_python(settings)}")
     if not updating:
         check_block(example, clock, tmp_path)
         return

@@ -30,7 +30,7 @@ from examples.request_cache import (
 from examples.services import Database, ServiceUnavailable, User, outage, stall
 from examples.timeline import Timeline
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from examples.services import (
 from examples.timeline import Timeline
 from tests.harness import DOCS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 def calls(db: Database) -> dict[str, Callable[[], Awaitable[Any]]]:

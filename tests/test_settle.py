@@ -21,7 +21,7 @@ from examples.services import User, fetch_comments, fetch_posts, fetch_user, out
 from examples.settle import Failed, Ok, Outcome, settle, value_or, within
 from examples.timeline import Timeline
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 ROOT = Path(__file__).resolve().parent.parent
 

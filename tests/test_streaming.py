@@ -23,7 +23,7 @@ from examples.streaming import (
     StreamedPart,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 async def three_chunks_app(scope, receive, send) -> None:

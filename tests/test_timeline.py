@@ -18,7 +18,7 @@ from examples.services import (
 )
 from examples.timeline import BAR_WIDTH, Timeline
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
 async def handler_in_parallel() -> None:
