@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import html.parser
-import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from markdown.extensions.toc import slugify as toc_slugify
 from pytest_examples import CodeExample, find_examples
 
 from tests.harness import DOCS, relative
@@ -179,13 +180,54 @@ def built_page(site: Path, page: Path, docs: Path = DOCS) -> Path:
 
 
 def anchors(site: Path, page: Path, docs: Path = DOCS) -> set[str]:
+    """The ids in a page's built HTML."""
     parser = _Ids()
     parser.feed(built_page(site, page, docs).read_text())
     return parser.ids
 
 
-def link_problems(path: Path, site: Path, docs: Path = DOCS) -> list[str]:
-    """Links to pages or #anchors that do not exist, with file and line."""
+_HEADING = re.compile(r"^ *(#{1,6}) +(?P<text>.+?) *#* *$")
+_HEADING_ID = re.compile(r"\s*\{[^}]*#(?P<id>[\w-]+)[^}]*\}\s*$")
+_RAW_ID = re.compile(r"""\bid=["'](?P<id>[^"']+)["']""")
+_MARKUP = re.compile(r"`([^`]*)`|\[([^\]]*)\]\([^)]*\)|[*_]{1,2}([^*_]+)[*_]{1,2}")
+
+
+def markdown_anchors(page: Path) -> set[str]:
+    """The anchors a page's headings and raw HTML ids give it, read from its Markdown.
+
+    Headings get the id the toc extension gives them: the heading's text
+    without markup, slugified, with `_1`, `_2`, ... for repeats; an
+    attribute list (`{#id}`) sets its own.
+    """
+    found: set[str] = set()
+    seen: Counter[str] = Counter()
+    raw = page.read_text().splitlines()
+    for number, prose in prose_lines(page):
+        for match in _RAW_ID.finditer(prose):
+            found.add(match["id"])
+        text = raw[number - 1]  # a heading's inline code is part of its id
+        heading = _HEADING.match(text)
+        if not heading:
+            continue
+        title = heading["text"]
+        explicit = _HEADING_ID.search(title)
+        if explicit:
+            found.add(explicit["id"])
+            continue
+        plain = _MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), title)
+        slug = toc_slugify(html.unescape(plain), "-")
+        anchor = slug if not seen[slug] else f"{slug}_{seen[slug]}"
+        seen[slug] += 1
+        found.add(anchor)
+    return found
+
+
+def link_problems(path: Path, docs: Path = DOCS) -> list[str]:
+    """Links to pages or #anchors that do not exist, with file and line.
+
+    Read from the Markdown alone, so a broken link is reported at its line
+    before anything is built.
+    """
     name = relative(path)
     problems = []
     for number, text in prose_lines(path):
@@ -197,11 +239,22 @@ def link_problems(path: Path, site: Path, docs: Path = DOCS) -> list[str]:
             linked = (path.parent / file_part).resolve() if file_part else path.resolve()
             where = f"{name}:{number}"
             if not linked.exists():
-                problems.append(f"{where}: link to {target!r}: no such file {relative(linked)}")
+                problems.append(
+                    f"{where}: link to {target!r}: no such file {relative(linked)}; "
+                    "fix the path (it is relative to this page)"
+                )
                 continue
-            if anchor and linked.suffix == ".md" and anchor not in anchors(site, linked, docs):
-                problems.append(f"{where}: link to {target!r}: {relative(linked)} has no #{anchor}")
+            if anchor and linked.suffix == ".md" and anchor not in markdown_anchors(linked):
+                problems.append(
+                    f"{where}: link to {target!r}: {relative(linked)} has no #{anchor}; "
+                    "link to a heading that exists (its id is its text, lower-case, "
+                    "with hyphens)"
+                )
     return problems
+
+
+def all_link_problems(docs: Path = DOCS) -> list[str]:
+    return [problem for page in sorted(docs.rglob("*.md")) for problem in link_problems(page)]
 
 
 # --- Pattern pages -----------------------------------------------------------------
@@ -221,18 +274,28 @@ def pattern_problems(path: Path) -> list[str]:
             f"{name}:{(first or 0) + 1}: the page must start with its numbered title, like "
             "`# 1.1 Prevent waterfall chains`"
         )
-    tabs = [
-        (number, m["name"]) for number, line in enumerate(lines, start=1) if (m := _TAB.match(line))
-    ]
-    pair = any(
-        (first, second) == ("asyncio", "AnyIO")
-        for (_, first), (_, second) in itertools.pairwise(tabs)
-    )
-    if not pair:
+    sets = tab_sets(lines)
+    if not any(_pairs_both_worlds(tabs) for tabs in sets) and not any(
+        tab == "AnyIO" or tab.startswith("asyncio") for tabs in sets for _, tab in tabs
+    ):
         problems.append(
             f'{name}:1: no `=== "asyncio"` tab followed by an `=== "AnyIO"` tab '
             "for the correct version"
         )
+    for tabs in sets:
+        if _pairs_both_worlds(tabs):
+            continue
+        for number, tab in tabs:
+            if tab == "AnyIO":
+                problems.append(
+                    f'{name}:{number}: this `=== "AnyIO"` tab has no `=== "asyncio"` tab '
+                    "before it in its set; show every correct version in both"
+                )
+            elif tab.startswith("asyncio"):
+                problems.append(
+                    f'{name}:{number}: this `=== "{tab}"` tab has no `=== "AnyIO"` tab '
+                    "after it in its set; show every correct version in both"
+                )
     if not _has_performance_table(lines):
         problems.append(f"{name}:1: no `## Performance` section with a table of measured numbers")
     linked = {
@@ -244,6 +307,38 @@ def pattern_problems(path: Path) -> list[str]:
     if missing:
         problems.append(f"{name}:1: no link to the other pattern page(s) {missing}")
     return problems
+
+
+def tab_sets(lines: list[str]) -> list[list[tuple[int, str]]]:
+    """Content tabs grouped into the sets Material draws: (line, tab name) each.
+
+    Tabs at the same indentation belong to one set while every line between
+    them is blank or indented under them.
+    """
+    sets: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    indent = -1
+    for number, line in enumerate(lines, start=1):
+        match = re.match(r'^(?P<indent> *)=== "(?P<name>[^"]+)"', line)
+        if match and len(match["indent"]) == indent:
+            current.append((number, match["name"]))
+            continue
+        if line.strip() and (indent < 0 or len(line) - len(line.lstrip()) <= indent):
+            if current:
+                sets.append(current)
+            current, indent = [], -1
+        if match:
+            current, indent = [(number, match["name"])], len(match["indent"])
+    if current:
+        sets.append(current)
+    return sets
+
+
+def _pairs_both_worlds(tabs: list[tuple[int, str]]) -> bool:
+    names = [tab for _, tab in tabs]
+    return "AnyIO" in names and any(
+        tab.startswith("asyncio") for tab in names[: names.index("AnyIO")]
+    )
 
 
 def _first_content_line(lines: list[str]) -> int | None:

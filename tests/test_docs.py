@@ -114,9 +114,20 @@ def test_fences_are_collected(page: Path) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS.parent)))
-def test_links_resolve(page: Path, built_site: Path) -> None:
-    problems = pagecheck.link_problems(page, built_site)
+def test_links_resolve(page: Path) -> None:
+    problems = pagecheck.link_problems(page)
     assert not problems, "\n".join(problems)
+
+
+def test_the_markdown_anchors_are_the_built_sites(built_site: Path) -> None:
+    """The link check reads anchors from the Markdown: the built pages have each of them."""
+    missing = {
+        str(page.relative_to(DOCS.parent)): sorted(
+            pagecheck.markdown_anchors(page) - pagecheck.anchors(built_site, page)
+        )
+        for page in PAGES
+    }
+    assert not any(missing.values()), missing
 
 
 PATTERN_PAGES = sorted((DOCS / "patterns").glob("*.md"))

@@ -174,14 +174,17 @@ def test_real_clock_tolerance_is_net_of_the_machines_delay() -> None:
             check(real_ms, lag_ms)
 
 
-def test_broken_links_and_anchors_fail_at_their_lines(built_site: Path) -> None:
-    problems = pagecheck.link_problems(SAMPLES / "broken_links.md", built_site)
-    assert problems == [
-        f"{where('broken_links.md', 'nowhere.md')}: link to '../../docs/nowhere.md': "
-        "no such file docs/nowhere.md",
-        f"{where('broken_links.md', 'no-such-heading')}: link to "
-        "'../../docs/index.md#no-such-heading': docs/index.md has no #no-such-heading",
+def test_broken_links_and_anchors_fail_at_their_lines_before_any_build() -> None:
+    problems = pagecheck.link_problems(SAMPLES / "broken_links.md")
+    assert [problem.split(": ", 2)[:2] for problem in problems] == [
+        [where("broken_links.md", "nowhere.md"), "link to '../../docs/nowhere.md'"],
+        [
+            where("broken_links.md", "no-such-heading"),
+            "link to '../../docs/index.md#no-such-heading'",
+        ],
     ]
+    assert "no such file docs/nowhere.md; fix the path" in problems[0]
+    assert "docs/index.md has no #no-such-heading; link to a heading that exists" in problems[1]
 
 
 def test_fences_the_collector_would_miss_fail_at_their_lines() -> None:
@@ -210,12 +213,24 @@ def test_an_incomplete_pattern_page_says_what_is_missing() -> None:
     assert problems == [
         f"{name}:1: the page must start with its numbered title, like "
         "`# 1.1 Prevent waterfall chains`",
-        f'{name}:1: no `=== "asyncio"` tab followed by an `=== "AnyIO"` tab '
-        "for the correct version",
+        f'{name}:3: this `=== "AnyIO"` tab has no `=== "asyncio"` tab before it in its set; '
+        "show every correct version in both",
+        f'{name}:9: this `=== "asyncio"` tab has no `=== "AnyIO"` tab after it in its set; '
+        "show every correct version in both",
         f"{name}:1: no `## Performance` section with a table of measured numbers",
         f"{name}:1: no link to the other pattern page(s) "
         "['parallelize-independent-operations.md', 'parallel-data-fetching.md', "
         "'per-request-deduplication.md']",
+    ]
+
+
+def test_each_tab_without_its_twin_fails_at_its_line() -> None:
+    name = "unpaired_tab.md"
+    problems = pagecheck.pattern_problems(SAMPLES / name)
+    tab_line = line_of(name, "MARKER") - 3  # the `=== "asyncio"` line above the block
+    assert problems == [
+        f'{relative(SAMPLES / name)}:{tab_line}: this `=== "asyncio"` tab has no '
+        '`=== "AnyIO"` tab after it in its set; show every correct version in both'
     ]
 
 

@@ -30,6 +30,7 @@ from tests.browser.site import (
     serve,
     site_path,
 )
+from tests.sitebuild import skip_while_links_are_broken
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Request
@@ -86,6 +87,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="session")
 def served_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSite]:
     """The site built for, and served at, http://127.0.0.1:PORT/<site_url path>."""
+    skip_while_links_are_broken()
     directory = tmp_path_factory.mktemp("served-site")
     site_dir = directory / "site"
     mount = site_path()
