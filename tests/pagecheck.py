@@ -10,6 +10,7 @@ import functools
 import html.parser
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -402,3 +403,29 @@ def table_rows(lines: list[str]) -> list[list[str]]:
         if line.lstrip().startswith("|")
     ]
     return [row for row in rows if not all(set(cell) <= set("-: ") for cell in row)]
+
+
+def table_differences(
+    page: Path, heading: str, stated: Mapping[str, object], actual: Mapping[str, object]
+) -> str:
+    """Each row where a page's table and the recorded outputs disagree, at its line."""
+    lines = page.read_text().splitlines()
+    heading_line = next(
+        (n for n, line in enumerate(lines, 1) if line.lstrip("# ").startswith(heading)), 1
+    )
+
+    def line_of(row: str) -> int:
+        for number, line in enumerate(lines, 1):
+            cells = line.strip().strip("|").split("|")
+            if line.lstrip().startswith("|") and cells[0].strip() == row:
+                return number
+        return heading_line
+
+    return "\n".join(
+        f"{relative(page)}:{line_of(row)}: the {heading} table says "
+        f"{stated.get(row, 'nothing')!s} for {row!r}, the recorded outputs "
+        f"{actual.get(row, 'nothing')!s}. If a block changed, run `make update-examples`, "
+        "then correct the table."
+        for row in sorted({*stated, *actual})
+        if stated.get(row) != actual.get(row)
+    )

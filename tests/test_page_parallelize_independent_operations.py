@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from tests import pagecheck
 from tests.harness import DOCS
 from tests.pagecheck import block_titled, section, table_rows
 
@@ -79,7 +80,9 @@ def test_the_performance_table_matches_the_recorded_outputs() -> None:
         f"20 items, limit 5 (peak concurrency {bounded_peak})": row(loop_ms, bounded_ms),
         f"20 items, no bound (peak concurrency {unbounded_peak})": row(loop_ms, unbounded_ms),
     }
-    assert performance_table() == expected
+    assert performance_table() == expected, pagecheck.table_differences(
+        PAGE, "Performance", performance_table(), expected
+    )
 
 
 def test_the_original_figures_hold() -> None:

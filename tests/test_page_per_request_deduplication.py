@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests import pagecheck
 from tests.harness import DOCS
 from tests.pagecheck import block_titled, section, table_rows
 
@@ -75,7 +76,9 @@ def measured() -> dict[str, tuple[int, int]]:
 
 
 def test_performance_table_matches_the_recorded_outputs() -> None:
-    assert performance_table() == measured()
+    assert performance_table() == measured(), pagecheck.table_differences(
+        PAGE, "Performance", performance_table(), measured()
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import pytest
 from pytest_examples import CodeExample
 
 from examples import timeline
+from tests import pagecheck
 from tests.harness import DOCS, run_block
 from tests.pagecheck import block_titled, section, table_rows
 
@@ -126,7 +127,9 @@ def test_every_table_row_is_checked() -> None:
 @pytest.mark.parametrize("row", list(TABLE_ROWS))
 def test_table_total_is_the_recorded_total(row: str) -> None:
     total_cell, _ = performance_table()[row]
-    assert total_cell == f"{total_of(row)} ms"
+    assert total_cell == f"{total_of(row)} ms", pagecheck.table_differences(
+        PAGE, "Performance", {row: total_cell}, {row: f"{total_of(row)} ms"}
+    )
 
 
 def baseline_of(row: str) -> int:
@@ -139,7 +142,10 @@ def baseline_of(row: str) -> int:
 @pytest.mark.parametrize("row", list(TABLE_ROWS))
 def test_table_speedup_is_computed_from_recorded_totals(row: str) -> None:
     _, speedup_cell = performance_table()[row]
-    assert speedup_cell == f"{baseline_of(row) / total_of(row):.2f}x"
+    wanted = f"{baseline_of(row) / total_of(row):.2f}x"
+    assert speedup_cell == wanted, pagecheck.table_differences(
+        PAGE, "Performance", {row: speedup_cell}, {row: wanted}
+    )
 
 
 def test_every_row_has_a_speedup() -> None:
