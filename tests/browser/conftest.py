@@ -163,7 +163,9 @@ class _FakeRequest:
 def new_context(browser: Browser, **options: object) -> BrowserContext:
     """A fresh profile (empty localStorage)."""
     context = browser.new_context(**options)
-    context.set_default_timeout(10_000)
+    # A bound on waiting, not a speed check: on a machine whose cores are all
+    # busy, a full-page screenshot of a long page takes tens of seconds.
+    context.set_default_timeout(90_000)
     return context
 
 
