@@ -498,6 +498,9 @@ class Connection(_Queries):
 
 # --- External HTTP APIs, served in-process ---------------------------------------
 
+# The services `external_api_app` serves, each at GET /<name>.
+HTTP_API_SERVICES = ("weather", "news", "stocks")
+
 # The ASGI interface, spelled as in `starlette.types`.
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -516,7 +519,7 @@ async def external_api_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     service = scope["path"].strip("/")
-    if service not in {"weather", "news", "stocks"}:
+    if service not in HTTP_API_SERVICES:
         status, body = 404, {"error": "not found"}
     else:
         try:

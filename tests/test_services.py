@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,44 +27,68 @@ from tests.harness import DOCS
 pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
 
 
-def calls(db: Database) -> dict[str, Callable[[], Awaitable[Any]]]:
-    """One call per service, with arguments that succeed."""
+# A value that succeeds for each parameter name the services use. A service
+# with a parameter not listed here fails test_every_service_has_a_call_here,
+# which says what to add.
+SAMPLE_ARGUMENTS: dict[str, object] = {
+    "token": "session-ada",
+    "user_id": 1,
+    "item_id": 7,
+    "post_id": 1,
+    "user": services.USERS[1],
+    "form": {"name": "Ada"},
+    "values": {"name": "Ada"},
+    "title": "Hello",
+    "content": "Long enough content",
+    "url": "https://img.example/a.png",
+    "name": "stats",
+    "slug": "hello-world",
+}
+# Async functions of examples.services that are plumbing, not a service.
+NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}
+
+
+def _public_async(owner: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     return {
-        "auth": lambda: services.auth("session-ada"),
-        "config": services.fetch_config,
-        "settings": services.fetch_settings,
-        "user_data": lambda: services.fetch_user_data(1),
-        "validate_profile": lambda: services.validate_profile({"name": "Ada"}),
-        "user": lambda: services.fetch_user(1),
-        "posts": lambda: services.fetch_posts(1),
-        "comments": lambda: services.fetch_comments(1),
-        "analytics": lambda: services.fetch_analytics(1),
-        "notifications": lambda: services.fetch_notifications(1),
-        "item": lambda: services.fetch_item(7),
-        "validate_title": lambda: services.validate_title("Hello"),
-        "validate_content": lambda: services.validate_content("Long enough content"),
-        "validate_image": lambda: services.validate_image("https://img.example/a.png"),
-        "weather": lambda: _get("/weather"),
-        "news": lambda: _get("/news"),
-        "stocks": lambda: _get("/stocks"),
-        "header": services.fetch_header,
-        "sidebar": services.fetch_sidebar,
-        "content": services.fetch_content,
-        "recommendations": lambda: services.fetch_recommendations(services.USERS[1]),
-        "widget": lambda: services.fetch_widget("stats"),
-        "post_file": lambda: services.read_post_file("hello-world"),
-        "db.get_user": lambda: db.get_user(1),
-        "db.get_post": lambda: db.get_post(1),
-        "db.get_profile": lambda: db.get_profile(1),
-        "db.get_orders": lambda: db.get_orders(1),
-        "db.get_notifications": lambda: db.get_notifications(1),
-        "db.get_preferences": lambda: db.get_preferences(1),
-        "db.count_orders": lambda: db.count_orders(1),
-        "db.count_reviews": lambda: db.count_reviews(1),
-        "db.count_visits": lambda: db.count_visits(1),
-        "db.update_profile": lambda: db.update_profile(1, {"name": "Ada"}),
-        "db.create_post": lambda: db.create_post({"title": "Hi"}),
+        name: function
+        for name, function in inspect.getmembers(owner, inspect.iscoroutinefunction)
+        if not name.startswith("__") and name not in NOT_SERVICES
     }
+
+
+def _sample_call(
+    name: str, function: Callable[..., Awaitable[Any]]
+) -> Callable[[], Awaitable[Any]]:
+    parameters = [p for p in inspect.signature(function).parameters if p != "self"]
+    missing = [p for p in parameters if p not in SAMPLE_ARGUMENTS]
+    assert not missing, (
+        f"examples/services.py: {name}() takes {missing}, which tests/test_services.py's "
+        "SAMPLE_ARGUMENTS has no value for; add one that succeeds"
+    )
+    return lambda: function(*(SAMPLE_ARGUMENTS[p] for p in parameters))
+
+
+def calls(db: Database) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """One call per async function and Database method of examples.services, and per
+    HTTP route, with arguments that succeed; found in the module, not listed here."""
+    found = {name: _sample_call(name, f) for name, f in _public_async(services).items()}
+    for name, method in _public_async(db).items():
+        found[f"db.{name}"] = _sample_call(f"Database.{name}", method)
+    for service in services.HTTP_API_SERVICES:
+        found[f"GET /{service}"] = lambda service=service: _get(f"/{service}")
+    return found
+
+
+def service_of(call: Callable[[], Awaitable[Any]]) -> str:
+    """The service a call hits, read from the span it records."""
+
+    async def run() -> str:
+        with Timeline() as timeline:
+            await call()
+        (span,) = timeline.spans
+        return span.service
+
+    return anyio.run(run)
 
 
 async def _get(path: str) -> Any:
@@ -73,14 +98,23 @@ async def _get(path: str) -> Any:
         return response.json()
 
 
+# The name in calls() of the call that reaches each service (a Database is
+# bound to the event loop that first used it: each test makes its own).
+CALL_OF_SERVICE = {service_of(call): name for name, call in calls(Database()).items()}
+
+
 def test_every_service_has_a_call_here() -> None:
-    assert set(calls(Database())) == set(LATENCY_MS)
+    """Each service in the latency table is reached by a function of the module, and back."""
+    assert sorted(CALL_OF_SERVICE) == sorted(LATENCY_MS), (
+        "examples/services.py: the latency table and the module's calls differ; every "
+        "service in LATENCY_MS needs a function (or Database method) that calls it"
+    )
 
 
 @pytest.mark.parametrize("service", sorted(LATENCY_MS))
 async def test_each_call_takes_its_latency_from_the_table(service: str) -> None:
     with Timeline() as timeline:
-        await calls(Database())[service]()
+        await calls(Database())[CALL_OF_SERVICE[service]]()
     assert [span.service for span in timeline.spans] == [service]
     assert timeline.total_ms == LATENCY_MS[service]
 
@@ -89,8 +123,8 @@ async def test_each_call_takes_its_latency_from_the_table(service: str) -> None:
 async def test_each_call_can_fail_after_its_latency(service: str) -> None:
     with Timeline() as timeline, outage(service):
         with pytest.raises((ServiceUnavailable, Exception)) as raised:
-            await calls(Database())[service]()
-    if service in {"weather", "news", "stocks"}:
+            await calls(Database())[CALL_OF_SERVICE[service]]()
+    if service in services.HTTP_API_SERVICES:
         assert "503" in str(raised.value)  # the HTTP API answers with a 503 status
     else:
         assert raised.type is ServiceUnavailable
