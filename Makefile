@@ -12,7 +12,7 @@ READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
 ZENSICAL_VENV := .venv-zensical
-.PHONY: serve build test test-versions test-loaded update-examples bench clean zensical
+.PHONY: serve build test check-page test-versions test-loaded update-examples bench clean zensical
 
 $(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -34,6 +34,13 @@ build: $(READY)
 test: $(READY) $(ZENSICAL_VENV)/.ready
 	$(BIN)/python -m pytest -n 4 --dist loadgroup
 	$(MAKE) --no-print-directory test-versions
+
+## check-page: one pattern page, fully: its blocks on every clock, lint, types, links, anatomy, faults, page test, browser (PAGE=<slug>)
+check-page: $(READY)
+	@test -n "$(PAGE)" || { echo "make check-page needs PAGE=<slug>, e.g. PAGE=prevent-waterfall-chains"; exit 1; }
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -k "$(PAGE) or $(subst -,_,$(PAGE))" \
+		tests/test_docs.py tests/test_types.py tests/test_faults.py tests/test_critical_path.py \
+		$(wildcard tests/test_page_$(subst -,_,$(PAGE)).py) tests/browser
 
 ## test-versions: on each other Python 3.11+ found (PATH, pyenv), every block's virtual runs and the unit tests of examples/
 test-versions: $(READY)
