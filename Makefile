@@ -50,10 +50,13 @@ determinism: $(READY)
 ## zensical: Zensical, Material's successor, in its own environment (tests/test_zensical.py uses it)
 zensical: $(ZENSICAL_VENV)/.ready
 
-$(ZENSICAL_VENV)/.ready: requirements/zensical.txt
+# The project itself too, without its dependencies: mkdocs.yml loads the chart
+# extension, examples.waterfall_chart, from it. (Rebuilt when this recipe changes.)
+$(ZENSICAL_VENV)/.ready: requirements/zensical.txt pyproject.toml Makefile
 	rm -rf $(ZENSICAL_VENV)
 	$(PYTHON) -m venv $(ZENSICAL_VENV)
 	$(ZENSICAL_VENV)/bin/python -m pip install --quiet -r requirements/zensical.txt
+	$(ZENSICAL_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 clean:

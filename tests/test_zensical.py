@@ -71,6 +71,13 @@ def test_pages_keep_their_descriptions(zensical_site: Path) -> None:
     assert '<meta property="og:description"' in index
 
 
+def test_timelines_are_drawn_as_charts(zensical_site: Path) -> None:
+    """Zensical runs the chart extension from markdown_extensions (it ignores hooks)."""
+    page = zensical_site / "patterns" / "prevent-waterfall-chains" / "index.html"
+    assert page.read_text().count('<figure class="waterfall"') >= 5
+    assert (zensical_site / "assets" / "waterfall.css").is_file()
+
+
 def test_missing_anchor_still_fails_the_build(tmp_path: Path) -> None:
     """Zensical ignores the htmlproofer plugin but checks anchors itself."""
     result = zensical_build(tmp_path, defect='<a href="#no-such-heading">broken</a>')
