@@ -53,6 +53,12 @@ def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("zensical")
     result = zensical_build(directory)
     output = result.stdout + result.stderr
+    if "No module named 'examples'" in output:
+        pytest.fail(
+            f"{ZENSICAL.parent.parent.name} cannot import the chart extension of mkdocs.yml "
+            "(examples.waterfall_chart): rebuild it with `rm -r .venv-zensical && make zensical`",
+            pytrace=False,
+        )
     assert result.returncode == 0, f"zensical build --strict failed:\n{output}"
     return directory / "site"
 
