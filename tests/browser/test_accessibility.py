@@ -172,16 +172,33 @@ def audit(page: Page, axe: Path) -> Audit:
         f"{len(violation['nodes'])} element(s), e.g. {violation['nodes'][0]['target']}"
         for violation in result["violations"]
     ]
-    widths = page.evaluate(CODE_WIDTH_JS)
     graphics = page.evaluate(GRAPHICS_JS)
-    return Audit(
-        violations,
-        widths["wide"],
-        page.evaluate(COVERED_TEXT_JS),
-        widths["perLine"],
-        graphics["charts"],
-        graphics["missing"],
-    )
+    # Blocks in a tab are measured with their tab shown: each tab name in turn.
+    wide: list[str] = []
+    covered: list[str] = []
+    per_line = None
+    for tab in [None, *page.evaluate(TAB_NAMES_JS)]:
+        if tab is not None:
+            page.evaluate(SHOW_TAB_JS, tab)
+        widths = page.evaluate(CODE_WIDTH_JS)
+        per_line = per_line or widths["perLine"]
+        wide += [block for block in widths["wide"] if block not in wide]
+        covered += [text for text in page.evaluate(COVERED_TEXT_JS) if text not in covered]
+    return Audit(violations, wide, covered, per_line, graphics["charts"], graphics["missing"])
+
+
+TAB_NAMES_JS = """
+() => [...new Set([...document.querySelectorAll(".tabbed-labels > label")]
+  .map((label) => label.innerText.trim()))]
+"""
+
+SHOW_TAB_JS = """
+(name) => {
+  for (const label of document.querySelectorAll(".tabbed-labels > label")) {
+    if (label.innerText.trim() === name) label.click();
+  }
+}
+"""
 
 
 @pytest.fixture(scope="module")
