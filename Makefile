@@ -12,7 +12,9 @@ READY := $(VENV)/.ready
 export NO_MKDOCS_2_WARNING := 1
 
 ZENSICAL_VENV := .venv-zensical
-.PHONY: serve build test check-page test-versions test-loaded update-examples bench clean zensical
+# axe-core for the accessibility tests, at the version tests/browser/package.json pins.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+.PHONY: serve build test check-page test-versions test-loaded update-examples bench clean zensical axe
 
 $(READY): requirements/docs.txt requirements/browser.txt requirements/test.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -31,7 +33,7 @@ build: $(READY)
 	$(BIN)/mkdocs build --strict
 
 ## test: run every doc block on every clock, lint it, and test the site (also with Zensical); then the version lanes
-test: $(READY) $(ZENSICAL_VENV)/.ready
+test: $(READY) $(ZENSICAL_VENV)/.ready $(AXE)
 	$(BIN)/python -m pytest -n 4 --dist loadgroup
 	$(MAKE) --no-print-directory test-versions
 
@@ -73,11 +75,24 @@ test-loaded: $(READY)
 ## zensical: Zensical, Material's successor, in its own environment (tests/test_zensical.py uses it)
 zensical: $(ZENSICAL_VENV)/.ready
 
-$(ZENSICAL_VENV)/.ready: requirements/zensical.txt
+# The project itself too, without its dependencies: mkdocs.yml loads the chart
+# extension, examples.waterfall_chart, from it.
+$(ZENSICAL_VENV)/.ready: requirements/zensical.txt pyproject.toml
 	rm -rf $(ZENSICAL_VENV)
 	$(PYTHON) -m venv $(ZENSICAL_VENV)
 	$(ZENSICAL_VENV)/bin/python -m pip install --quiet -r requirements/zensical.txt
+	$(ZENSICAL_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+## axe: install axe-core for the browser's accessibility tests (npm, no lock file)
+axe: $(AXE)
+
+# No package-lock.json: npm's lock records download addresses. Without npm the
+# accessibility tests skip (fail under REQUIRE_BROWSER=1, as in CI).
+$(AXE): tests/browser/package.json
+	@command -v npm >/dev/null || { echo "npm not found: the accessibility tests will skip"; exit 0; }
+	npm install --prefix tests/browser --no-package-lock --no-audit --no-fund --silent
+	@test -f $@ && touch $@ || true
+
 clean:
-	rm -rf $(VENV) .venv-3.* $(ZENSICAL_VENV) site
+	rm -rf $(VENV) .venv-3.* $(ZENSICAL_VENV) site tests/browser/node_modules

@@ -297,6 +297,7 @@ def pattern_problems(path: Path) -> list[str]:
                     f'{name}:{number}: this `=== "{tab}"` tab has no `=== "AnyIO"` tab '
                     "after it in its set; show every correct version in both"
                 )
+    problems += summary_problems(path)
     if not _has_performance_table(lines):
         problems.append(f"{name}:1: no `## Performance` section with a table of measured numbers")
     linked = {
@@ -340,6 +341,68 @@ def _pairs_both_worlds(tabs: list[tuple[int, str]]) -> bool:
     return "AnyIO" in names and any(
         tab.startswith("asyncio") for tab in names[: names.index("AnyIO")]
     )
+
+
+SUMMARY_HEADING = "## The short answer"
+_FIGURE = re.compile(r"\b\d+(?: ms)?\b")
+
+
+def summary_problems(path: Path) -> list[str]:
+    """What the page's opening summary lacks, each at the line to fix.
+
+    A pattern page opens, right after its title, with `## The short answer`:
+    the rule (`**The rule:** ...`), the smallest before and after as complete
+    programs (the after in an `asyncio` tab and an `AnyIO` tab), a table of
+    the figures those programs printed, and links to the sections below.
+    """
+    name = relative(path)
+    lines = path.read_text().splitlines()
+    first = _first_content_line(lines)
+    if first is None or not _TITLE.match(lines[first]):
+        return []  # reported as a missing title
+    heading = _first_content_line_after(lines, first + 1)
+    if heading is None or lines[heading] != SUMMARY_HEADING:
+        at = (heading if heading is not None else first) + 1
+        return [
+            f"{name}:{at}: right after the title, open with a `{SUMMARY_HEADING}` section: "
+            "the rule, the smallest before and after (asyncio and AnyIO tabs), the measured "
+            "figures and links to the sections below (see docs/contributing.md)"
+        ]
+    start = heading + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    body = lines[start:end]
+    where = f"{name}:{heading + 1}: `{SUMMARY_HEADING}`"
+    problems = []
+    if not any(line.startswith("**The rule:**") for line in body):
+        problems.append(f"{where} has no `**The rule:** ...` paragraph")
+    python_fences = [line for line in body if _FENCE.match(line) and "python" in line]
+    tabs = [m["name"] for line in body if (m := _TAB.match(line))]
+    if len(python_fences) < 2 or ("asyncio", "AnyIO") not in itertools.pairwise(tabs):
+        problems.append(
+            f"{where} needs a python block before and an `asyncio` tab followed by an `AnyIO` "
+            "tab after"
+        )
+    code = "\n".join(body)
+    rows = table_rows(body)[1:]
+    figures = [figure for row in rows for cell in row[1:] for figure in _FIGURE.findall(cell)]
+    if not figures:
+        problems.append(f"{where} has no table of the figures its blocks print")
+    unprinted = [f for f in figures if not re.search(rf"#>.*(?<!\d){re.escape(f)}\b", code)]
+    if unprinted:
+        problems.append(
+            f"{where}: figures {unprinted} are not in the output recorded under its blocks; "
+            "print them and run `make update-examples`"
+        )
+    links = [m["target"] for line in body for m in _LINK.finditer(_INLINE_CODE.sub("", line))]
+    if not any(target.startswith("#") for target in links):
+        problems.append(f"{where} links to none of the sections below (`[...](#anchor)`)")
+    return problems
+
+
+def _first_content_line_after(lines: list[str], index: int) -> int | None:
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return index if index < len(lines) else None
 
 
 def _first_content_line(lines: list[str]) -> int | None:

@@ -234,6 +234,26 @@ def test_each_tab_without_its_twin_fails_at_its_line() -> None:
     ]
 
 
+def test_a_pattern_page_without_its_summary_fails_under_its_title(tmp_path: Path) -> None:
+    good = (SAMPLES / "good_pattern.md").read_text()
+    start, end = good.index("## The short answer"), good.index("The rule, and what it saves.")
+    page = tmp_path / "no_summary.md"
+    page.write_text(good[:start] + good[end:])
+    problems = pagecheck.pattern_problems(page)
+    line = good[:start].count("\n") + 1
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{relative(page)}:{line}: right after the title, open with")
+
+
+def test_a_summary_figure_must_be_printed_by_its_blocks(tmp_path: Path) -> None:
+    good = (SAMPLES / "good_pattern.md").read_text()
+    page = tmp_path / "typed_figure.md"
+    page.write_text(good.replace("| Total | 200 ms | 100 ms |", "| Total | 250 ms | 100 ms |"))
+    (problem,) = pagecheck.pattern_problems(page)
+    line = good[: good.index("## The short answer")].count("\n") + 1
+    assert problem.startswith(f"{relative(page)}:{line}: `## The short answer`: figures ['250 ms']")
+
+
 TEMPLATE = SAMPLES / "pattern_template.md"
 TEMPLATE_RUNS = [
     pytest.param(example, clock, id=f"{example.start_line}:{clock}")

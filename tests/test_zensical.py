@@ -53,6 +53,12 @@ def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("zensical")
     result = zensical_build(directory)
     output = result.stdout + result.stderr
+    if "No module named 'examples'" in output:
+        pytest.fail(
+            f"{ZENSICAL.parent.parent.name} cannot import the chart extension of mkdocs.yml "
+            "(examples.waterfall_chart): rebuild it with `rm -r .venv-zensical && make zensical`",
+            pytrace=False,
+        )
     assert result.returncode == 0, f"zensical build --strict failed:\n{output}"
     return directory / "site"
 
@@ -69,6 +75,13 @@ def test_pages_keep_their_descriptions(zensical_site: Path) -> None:
     index = (zensical_site / "index.html").read_text()
     assert '<meta name="description"' in index
     assert '<meta property="og:description"' in index
+
+
+def test_timelines_are_drawn_as_charts(zensical_site: Path) -> None:
+    """Zensical runs the chart extension from markdown_extensions (it ignores hooks)."""
+    page = zensical_site / "patterns" / "prevent-waterfall-chains" / "index.html"
+    assert page.read_text().count('<figure class="waterfall"') >= 5
+    assert (zensical_site / "assets" / "waterfall.css").is_file()
 
 
 def test_missing_anchor_still_fails_the_build(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,8 +231,10 @@ def tour(browser: Browser, served_site: ServedSite) -> dict[tuple[str, str], Vis
     made after `load` (a search index, a script's fetch) is seen; the phone
     pass waits for `load` only, to keep the suite fast.
     """
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
-    SCREENSHOTS.mkdir()
+    # Only this tour's own screenshots: other tests keep theirs here too.
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for old in SCREENSHOTS.glob("*.jpg"):
+        old.unlink()
     visits = {}
     for width, options in WIDTHS.items():
         context = new_context(browser, **options)
