@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import html.parser
+import itertools
 import re
 from collections import Counter
 from collections.abc import Mapping
