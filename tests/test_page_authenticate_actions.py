@@ -42,6 +42,10 @@ TABLE_ROWS = {
     "Checks together, forged token": ("checks_together_asyncio.py", 1),
     "Checks together, another user's profile": ("checks_together_asyncio.py", 2),
     "Checks together, blank name": ("checks_together_asyncio.py", 3),
+    "Renaming one's own post (`rename_post_asyncio.py`)": ("rename_post_asyncio.py", 4),
+    "Renaming one's own post (`rename_post_anyio.py`)": ("rename_post_anyio.py", 4),
+    "Renaming another user's post, blank title": ("rename_post_asyncio.py", 2),
+    "Renaming one's own post, blank title": ("rename_post_asyncio.py", 3),
     "Validation raised in the group, forged token (`validation_cancels_auth.py`)": (
         "validation_cancels_auth.py",
         0,
@@ -51,6 +55,7 @@ TABLE_ROWS = {
     "Auth service hangs, 500 ms deadline (`checks_fail.py`)": ("checks_fail.py", 2),
 }
 TABS = ["checks_together_asyncio.py", "checks_together_anyio.py"]
+POST_TABS = ["rename_post_asyncio.py", "rename_post_anyio.py"]
 
 # "forged token   401  took 50 ms   writes: 0": one request per printed line.
 _ROW = re.compile(r"^(?P<case>.+?)\s+(?P<status>\d{3})\s+took (?P<ms>\d+) ms\s+writes: (?P<w>\d+)$")
@@ -131,7 +136,7 @@ def test_performance_row_is_a_recorded_request(label: str) -> None:
     )
 
 
-@pytest.mark.parametrize("title", ["trusting_action.py", *TABS])
+@pytest.mark.parametrize("title", ["trusting_action.py", *TABS, *POST_TABS])
 def test_only_allowed_requests_write(title: str) -> None:
     """A refused request writes nothing; the trusting action writes for everyone."""
     for request in recorded_requests(title):
@@ -143,8 +148,9 @@ def test_only_allowed_requests_write(title: str) -> None:
         assert any(r.status != 200 for r in recorded_requests(title))
 
 
-def test_both_tabs_record_the_same_requests() -> None:
-    asyncio_tab, anyio_tab = (recorded_requests(title) for title in TABS)
+@pytest.mark.parametrize("tabs", [TABS, POST_TABS], ids=lambda tabs: tabs[0])
+def test_both_tabs_record_the_same_requests(tabs: list[str]) -> None:
+    asyncio_tab, anyio_tab = (recorded_requests(title) for title in tabs)
     assert asyncio_tab == anyio_tab
 
 
@@ -163,6 +169,15 @@ def test_several_failures_get_the_status_of_the_first_check(title: str) -> None:
     assert cases["another user's, blank name"].status == cases["another user's profile"].status
     # Refused at the check that decided, not after the slowest one.
     assert cases["forged token, blank name"].total_ms == cases["forged token"].total_ms
+
+
+@pytest.mark.parametrize("title", POST_TABS)
+def test_the_rows_author_decides_before_the_title(title: str) -> None:
+    cases = by_case(title)
+    assert cases["forged token"].status == 401
+    assert cases["Grace's post"].status == 403
+    assert cases["Grace's post, blank title"].status == 403
+    assert cases["blank title"].status == 422
 
 
 def test_a_validation_error_raised_in_the_group_hides_the_401() -> None:

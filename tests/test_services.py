@@ -63,6 +63,7 @@ def calls(db: Database) -> dict[str, Callable[[], Awaitable[Any]]]:
         "db.count_visits": lambda: db.count_visits(1),
         "db.update_profile": lambda: db.update_profile(1, {"name": "Ada"}),
         "db.create_post": lambda: db.create_post({"title": "Hi"}),
+        "db.update_post": lambda: db.update_post(7, {"title": "Hi"}),
     }
 
 
