@@ -84,6 +84,8 @@ LATENCY_MS: dict[str, int] = {
     "db.count_visits": 80,
     "db.update_profile": 20,
     "db.create_post": 20,
+    # 2.1 Authenticate actions like API routes
+    "db.update_post": 20,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -94,6 +96,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "recommendations": ("user",),
     "db.update_profile": ("auth", "validate_profile"),
     "db.create_post": ("validate_title", "validate_content", "validate_image"),
+    # Renaming a post needs the session, the row (its author) and the new title.
+    "db.update_post": ("auth", "db.get_post", "validate_title"),
 }
 
 
@@ -227,6 +231,9 @@ USERS = {
 
 # token -> user id of a signed-in session
 SESSIONS = {"session-ada": 1, "session-grace": 2, "session-linus": 3}
+
+# post id -> user id of its author; a post not listed here has no author.
+POST_AUTHORS = {7: 1, 8: 2}
 
 POST_FILES = {
     "hello-world": "# Hello, world\n\nFirst post.\n",
@@ -395,7 +402,11 @@ class _Queries:
         return await self._query(
             "db.get_post",
             f"db.get_post({post_id})",
-            lambda: {"id": post_id, "title": f"Post {post_id}"},
+            lambda: {
+                "id": post_id,
+                "title": f"Post {post_id}",
+                "author_id": POST_AUTHORS.get(post_id),
+            },
         )
 
     async def get_profile(self, user_id: int) -> dict[str, Any]:
@@ -430,6 +441,13 @@ class _Queries:
             "db.update_profile",
             f"db.update_profile({user_id})",
             lambda: self._record(Write("profiles", user_id, dict(values))),
+        )
+
+    async def update_post(self, post_id: int, values: Mapping[str, Any]) -> None:
+        await self._query(
+            "db.update_post",
+            f"db.update_post({post_id})",
+            lambda: self._record(Write("posts", post_id, dict(values))),
         )
 
     async def create_post(self, values: Mapping[str, Any]) -> int:

@@ -20,10 +20,11 @@ from pytest_examples import CodeExample, find_examples
 
 from tests.harness import DOCS, relative
 
-# The four pattern pages; slugs mirror the original guide's file names.
+# The pattern pages; slugs mirror the original guide's file names.
 PATTERN_PAGES = {
     "1.1": "prevent-waterfall-chains.md",
     "1.2": "parallelize-independent-operations.md",
+    "2.1": "authenticate-actions.md",
     "2.4": "parallel-data-fetching.md",
     "2.5": "per-request-deduplication.md",
 }

@@ -219,8 +219,8 @@ def test_an_incomplete_pattern_page_says_what_is_missing() -> None:
         "show every correct version in both",
         f"{name}:1: no `## Performance` section with a table of measured numbers",
         f"{name}:1: no link to the other pattern page(s) "
-        "['parallelize-independent-operations.md', 'parallel-data-fetching.md', "
-        "'per-request-deduplication.md']",
+        "['parallelize-independent-operations.md', 'authenticate-actions.md', "
+        "'parallel-data-fetching.md', 'per-request-deduplication.md']",
     ]
 
 
