@@ -41,6 +41,9 @@ def main() -> int:
     ]
     results: list[tuple[bool, float, str]] = []
     clone = Path(tempfile.mkdtemp()) / "clone"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         for number in range(1, options.runs + 1):
@@ -71,7 +74,7 @@ def main() -> int:
     figures.write_section(
         figures.TESTING_PAGE,
         "loaded runs",
-        f"Run by `make test-loaded` on {time.strftime('%Y-%m-%d')}, Python "
+        f"Run by `make test-loaded` on {time.strftime('%Y-%m-%d')} at commit {commit}, Python "
         f"{platform.python_version()}, {os.cpu_count()} cores, {options.busy} busy "
         f"processes: {passed} of {len(results)} runs passed.\n\n"
         "| Run | Verdict | Wall time | pytest's summary |\n|----:|---|---:|---|\n" + rows,
