@@ -190,7 +190,9 @@ def main() -> int:
         prepare(lane)
 
     ordered = sorted(found, key=lambda v: tuple(int(part) for part in v.split(".")))
-    env = {**os.environ, "PYTHON_LANES": " ".join(ordered)}
+    # PYTEST_ADDOPTS is the main run's (`make bench` points it at the main
+    # run's JUnit report, which a lane would overwrite).
+    env = {**os.environ, "PYTHON_LANES": " ".join(ordered), "PYTEST_ADDOPTS": ""}
     started = time.monotonic()
     failed = False
     with tempfile.TemporaryDirectory(prefix="lanes-") as logs:
