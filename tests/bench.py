@@ -22,6 +22,7 @@ never compares a time with a budget: this does, on purpose, outside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import resource
@@ -154,13 +155,17 @@ def make_test(where: Path, what: str, budget: float) -> list[Figure]:
     return found
 
 
-def _lane(name: str) -> str | None:
-    """Which lane of the suite a JUnit test case belongs to, if one is reported."""
+@functools.cache
+def _stack_items() -> frozenset[str]:
     from tests.harness import Settings
     from tests.test_docs import EXAMPLES
 
-    stack = {f"[{ex}:real]" for ex in EXAMPLES if Settings.of(ex).stack == "real"}
-    if any(name.endswith(item) for item in stack) or any(
+    return frozenset(f"[{ex}:real]" for ex in EXAMPLES if Settings.of(ex).stack == "real")
+
+
+def _lane(name: str) -> str | None:
+    """Which lane of the suite a JUnit test case belongs to, if one is reported."""
+    if any(name.endswith(item) for item in _stack_items()) or any(
         module in name for module in ("test_postgres", "test_serve", "test_real_http")
     ):
         return "The real-stack lane (PostgreSQL, uvicorn: blocks and tests)"
