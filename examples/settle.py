@@ -21,10 +21,19 @@ call: it becomes `Failed(CancelledError())`, as in `asyncio.gather()`.
 
 To give one call its own deadline, wrap it in `within()`: a call that takes
 too long becomes `Failed(TimeoutError())` and the others go on.
+
+A call can be a coroutine, which belongs to this `settle()` alone, or an
+asyncio Task or Future that other requests await too. A shared one is never
+cancelled on this caller's behalf: when this caller's deadline passes or it
+is cancelled, it stops waiting (through `asyncio.shield()`), and the task
+runs on for everyone else. Trio has no task object that others can await:
+a call there is always a coroutine of its own (an `anyio.Future` is not
+cancelled by a waiter that stops waiting either).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -67,6 +76,8 @@ Outcome: TypeAlias = Ok[T] | Failed
 
 # One overload per number of calls keeps each position's type, as
 # anyio.gather() does; more than six calls share one type.
+@overload
+async def settle() -> tuple[()]: ...
 @overload
 async def settle(call1: Awaitable[T1], /) -> tuple[Outcome[T1]]: ...
 @overload
@@ -131,7 +142,7 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
 
     async def run(index: int, call: Awaitable[Any]) -> None:
         try:
-            outcomes[index] = Ok(await call)
+            outcomes[index] = Ok(await _without_cancelling_shared(call))
         except anyio.get_cancelled_exc_class() as error:
             if _caller_is_cancelled():
                 raise  # settle() itself is being cancelled: not an outcome
@@ -165,9 +176,24 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
 
     Inside settle(), each call can have its own deadline:
     `await settle(fetch_user(1), within(0.2, fetch_posts(1)))`.
+
+    A shared asyncio Task or Future is not cancelled when the deadline
+    passes: only this wait for it ends.
     """
     with anyio.fail_after(seconds):
-        return await call
+        return await _without_cancelling_shared(call)
+
+
+def _without_cancelling_shared(call: Awaitable[T]) -> Awaitable[T]:
+    """`call`, or a shield around it when others may be waiting on it too.
+
+    Cancelling an `await` of an asyncio Task or Future cancels that task for
+    every other request awaiting it. `asyncio.shield()` ends only this wait.
+    A coroutine belongs to this caller alone, so it is cancelled as usual.
+    """
+    if asyncio.isfuture(call):  # a Task or Future: a coroutine is never one
+        return asyncio.shield(call)
+    return call
 
 
 def value_or(outcome: Outcome[T], default: D) -> T | D:

@@ -106,6 +106,51 @@ async def test_a_call_that_awaited_a_cancelled_future_is_a_failure() -> None:
     assert isinstance(user, Ok) and user.value.name == "Ada"  # ran to its end
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_a_deadline_on_a_shared_task_does_not_cancel_it_for_others() -> None:
+    """Request A gives up on a shared task after 20 ms; request B still gets its value.
+
+    Without a shield, A's deadline would cancel the task itself, and B would
+    get `Failed(CancelledError())` for a call that nothing was wrong with.
+    """
+    shared = asyncio.ensure_future(fetch_user(1))  # 100 ms
+
+    async def request_a() -> tuple[Outcome[User]]:
+        return await settle(within(0.02, shared))
+
+    async def request_b() -> tuple[Outcome[User]]:
+        return await settle(shared)
+
+    (a,), (b,) = await asyncio.gather(request_a(), request_b())
+    assert isinstance(a, Failed) and isinstance(a.error, TimeoutError)
+    assert isinstance(b, Ok) and b.value.name == "Ada"
+    assert not shared.cancelled()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_cancelling_one_caller_does_not_cancel_a_shared_task() -> None:
+    """A's caller is cancelled (say, its client went away): B still gets the value."""
+    shared = asyncio.ensure_future(fetch_user(1))  # 100 ms
+
+    async def request_a() -> None:
+        with anyio.move_on_after(0.02):
+            await settle(shared)
+
+    async def request_b() -> tuple[Outcome[User]]:
+        return await settle(shared)
+
+    _, (b,) = await asyncio.gather(request_a(), request_b())
+    assert isinstance(b, Ok) and b.value.name == "Ada"
+    assert not shared.cancelled()
+
+
+def test_settle_with_no_calls_settles_nothing() -> None:
+    async def main() -> tuple[()]:
+        return await settle()
+
+    assert anyio.run(main) == ()
+
+
 async def test_a_cancelled_anyio_future_is_a_failure() -> None:
     """On Trio too, a shared future cancelled by someone else fails only its waiter."""
     shared: anyio.Future[str] = anyio.Future()
