@@ -17,7 +17,15 @@ Cancellation of the caller is not an outcome: if the code awaiting
 cancelled with it and the cancellation propagates. A call that raises
 `CancelledError` while its caller is *not* cancelled (it awaited a shared
 task or future that someone else cancelled) has failed like any other
-call: it becomes `Failed(CancelledError())`, as in `asyncio.gather()`.
+call: it becomes `Failed(CancelledError())`, like the `CancelledError('')`
+that `asyncio.gather(..., return_exceptions=True)` returns.
+
+A call's `KeyboardInterrupt` or `SystemExit` is not an outcome either: the
+program is stopping. It propagates bare, as from `asyncio.gather()`, so that
+`except KeyboardInterrupt` and a `SystemExit`'s exit status still work. (On
+asyncio it may leave the event loop at once, as asyncio lets these two do
+from any task; on Trio, settle() takes it out of the task group's
+`BaseExceptionGroup`.)
 
 To give one call its own deadline, wrap it in `within()`: a call that takes
 too long becomes `Failed(TimeoutError())` and the others go on.
@@ -150,9 +158,17 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
         except Exception as error:  # reported, not a reason to cancel the rest
             outcomes[index] = Failed(error)
 
-    async with anyio.create_task_group() as tg:
-        for index, call in enumerate(calls):
-            tg.start_soon(run, index, call)
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, call in enumerate(calls):
+                tg.start_soon(run, index, call)
+    except BaseExceptionGroup as group:
+        # Every Exception became an outcome, so what arrives here is a call's
+        # KeyboardInterrupt or SystemExit (or a cancellation): raised alone,
+        # it goes on bare, not wrapped in a group.
+        if len(group.exceptions) == 1 and _is_stopping(group.exceptions[0]):
+            raise group.exceptions[0] from None
+        raise
     settled = [outcome for outcome in outcomes if outcome is not None]
     if len(settled) != len(calls):
         # Cannot happen: each run() either filled its slot or raised, and a
@@ -160,6 +176,11 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
         # `assert`, so that `python -O` cannot turn it into lost results.
         raise RuntimeError("settle(): a call ended without an outcome")
     return tuple(settled)
+
+
+def _is_stopping(error: BaseException) -> bool:
+    """True for a KeyboardInterrupt, a SystemExit and the like (not a cancellation)."""
+    return not isinstance(error, (Exception, BaseExceptionGroup, anyio.get_cancelled_exc_class()))
 
 
 def _caller_is_cancelled() -> bool:

@@ -203,6 +203,63 @@ def test_optimized_mode_loses_no_result(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"], indirect=True)
+async def test_a_keyboard_interrupt_in_a_call_is_raised_bare() -> None:
+    """Not an outcome, and not wrapped in a group: `except KeyboardInterrupt` works.
+
+    On asyncio a KeyboardInterrupt in a task may leave the event loop before
+    settle() sees it, which would stop this test run; the subprocess test
+    below covers asyncio with SystemExit.
+    """
+
+    async def interrupted() -> str:
+        await anyio.sleep(0.01)
+        raise KeyboardInterrupt
+
+    with Timeline() as timeline, pytest.raises(KeyboardInterrupt):
+        await settle(interrupted(), fetch_posts(1))
+    assert [span.outcome for span in timeline.spans] == ["cancelled"]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_system_exit_in_a_call_ends_the_program_with_its_status(
+    backend: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import anyio
+            from examples.settle import settle
+
+            async def exits() -> str:
+                await anyio.sleep(0.01)
+                raise SystemExit(3)
+
+            async def slow() -> str:
+                await anyio.sleep(0.05)
+                return "slow"
+
+            async def main() -> None:
+                print(await settle(exits(), slow()))
+
+            anyio.run(main, backend={backend!r})
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (3, ""), result.stderr
+    # On asyncio, as with asyncio.gather(), the loop also logs the main task's
+    # SystemExit as "never retrieved"; what must not appear is a group.
+    assert "ExceptionGroup" not in result.stderr, result.stderr
+
+
 def test_settle_imports_nothing_from_the_simulation() -> None:
     """Readers copy settle.py: it must run with AnyIO alone."""
     source = (ROOT / "examples" / "settle.py").read_text()
