@@ -17,14 +17,31 @@ Cancellation of the caller is not an outcome: if the code awaiting
 cancelled with it and the cancellation propagates. A call that raises
 `CancelledError` while its caller is *not* cancelled (it awaited a shared
 task or future that someone else cancelled) has failed like any other
-call: it becomes `Failed(CancelledError())`, as in `asyncio.gather()`.
+call: it becomes `Failed(CancelledError())`, like the `CancelledError('')`
+that `asyncio.gather(..., return_exceptions=True)` returns.
+
+A call's `KeyboardInterrupt` or `SystemExit` is not an outcome either: the
+program is stopping. It propagates bare, as from `asyncio.gather()`, so that
+`except KeyboardInterrupt` and a `SystemExit`'s exit status still work. (On
+asyncio it may leave the event loop at once, as asyncio lets these two do
+from any task; on Trio, settle() takes it out of the task group's
+`BaseExceptionGroup`.)
 
 To give one call its own deadline, wrap it in `within()`: a call that takes
 too long becomes `Failed(TimeoutError())` and the others go on.
+
+A call can be a coroutine, which belongs to this `settle()` alone, or an
+asyncio Task or Future that other requests await too. A shared one is never
+cancelled on this caller's behalf: when this caller's deadline passes or it
+is cancelled, it stops waiting (through `asyncio.shield()`), and the task
+runs on for everyone else. Trio has no task object that others can await:
+a call there is always a coroutine of its own (an `anyio.Future` is not
+cancelled by a waiter that stops waiting either).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -67,6 +84,8 @@ Outcome: TypeAlias = Ok[T] | Failed
 
 # One overload per number of calls keeps each position's type, as
 # anyio.gather() does; more than six calls share one type.
+@overload
+async def settle() -> tuple[()]: ...
 @overload
 async def settle(call1: Awaitable[T1], /) -> tuple[Outcome[T1]]: ...
 @overload
@@ -131,7 +150,7 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
 
     async def run(index: int, call: Awaitable[Any]) -> None:
         try:
-            outcomes[index] = Ok(await call)
+            outcomes[index] = Ok(await _without_cancelling_shared(call))
         except anyio.get_cancelled_exc_class() as error:
             if _caller_is_cancelled():
                 raise  # settle() itself is being cancelled: not an outcome
@@ -139,9 +158,17 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
         except Exception as error:  # reported, not a reason to cancel the rest
             outcomes[index] = Failed(error)
 
-    async with anyio.create_task_group() as tg:
-        for index, call in enumerate(calls):
-            tg.start_soon(run, index, call)
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, call in enumerate(calls):
+                tg.start_soon(run, index, call)
+    except BaseExceptionGroup as group:
+        # Every Exception became an outcome, so what arrives here is a call's
+        # KeyboardInterrupt or SystemExit (or a cancellation): raised alone,
+        # it goes on bare, not wrapped in a group.
+        if len(group.exceptions) == 1 and _is_stopping(group.exceptions[0]):
+            raise group.exceptions[0] from None
+        raise
     settled = [outcome for outcome in outcomes if outcome is not None]
     if len(settled) != len(calls):
         # Cannot happen: each run() either filled its slot or raised, and a
@@ -149,6 +176,11 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Outcome[Any], ...]:
         # `assert`, so that `python -O` cannot turn it into lost results.
         raise RuntimeError("settle(): a call ended without an outcome")
     return tuple(settled)
+
+
+def _is_stopping(error: BaseException) -> bool:
+    """True for a KeyboardInterrupt, a SystemExit and the like (not a cancellation)."""
+    return not isinstance(error, (Exception, BaseExceptionGroup, anyio.get_cancelled_exc_class()))
 
 
 def _caller_is_cancelled() -> bool:
@@ -165,9 +197,24 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
 
     Inside settle(), each call can have its own deadline:
     `await settle(fetch_user(1), within(0.2, fetch_posts(1)))`.
+
+    A shared asyncio Task or Future is not cancelled when the deadline
+    passes: only this wait for it ends.
     """
     with anyio.fail_after(seconds):
-        return await call
+        return await _without_cancelling_shared(call)
+
+
+def _without_cancelling_shared(call: Awaitable[T]) -> Awaitable[T]:
+    """`call`, or a shield around it when others may be waiting on it too.
+
+    Cancelling an `await` of an asyncio Task or Future cancels that task for
+    every other request awaiting it. `asyncio.shield()` ends only this wait.
+    A coroutine belongs to this caller alone, so it is cancelled as usual.
+    """
+    if asyncio.isfuture(call):  # a Task or Future: a coroutine is never one
+        return asyncio.shield(call)
+    return call
 
 
 def value_or(outcome: Outcome[T], default: D) -> T | D:

@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
+# AnyIO loads its backend for the running event loop on first use. Loaded
+# here, at import, its import time is not added to the span of the first
+# call that a plain-asyncio example times with the loop clock.
+import anyio._backends._asyncio
+
 __all__ = ["Span", "Timeline", "current_timeline"]
 
 BAR_WIDTH = 30

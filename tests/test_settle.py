@@ -106,6 +106,51 @@ async def test_a_call_that_awaited_a_cancelled_future_is_a_failure() -> None:
     assert isinstance(user, Ok) and user.value.name == "Ada"  # ran to its end
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_a_deadline_on_a_shared_task_does_not_cancel_it_for_others() -> None:
+    """Request A gives up on a shared task after 20 ms; request B still gets its value.
+
+    Without a shield, A's deadline would cancel the task itself, and B would
+    get `Failed(CancelledError())` for a call that nothing was wrong with.
+    """
+    shared = asyncio.ensure_future(fetch_user(1))  # 100 ms
+
+    async def request_a() -> tuple[Outcome[User]]:
+        return await settle(within(0.02, shared))
+
+    async def request_b() -> tuple[Outcome[User]]:
+        return await settle(shared)
+
+    (a,), (b,) = await asyncio.gather(request_a(), request_b())
+    assert isinstance(a, Failed) and isinstance(a.error, TimeoutError)
+    assert isinstance(b, Ok) and b.value.name == "Ada"
+    assert not shared.cancelled()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_cancelling_one_caller_does_not_cancel_a_shared_task() -> None:
+    """A's caller is cancelled (say, its client went away): B still gets the value."""
+    shared = asyncio.ensure_future(fetch_user(1))  # 100 ms
+
+    async def request_a() -> None:
+        with anyio.move_on_after(0.02):
+            await settle(shared)
+
+    async def request_b() -> tuple[Outcome[User]]:
+        return await settle(shared)
+
+    _, (b,) = await asyncio.gather(request_a(), request_b())
+    assert isinstance(b, Ok) and b.value.name == "Ada"
+    assert not shared.cancelled()
+
+
+def test_settle_with_no_calls_settles_nothing() -> None:
+    async def main() -> tuple[()]:
+        return await settle()
+
+    assert anyio.run(main) == ()
+
+
 async def test_a_cancelled_anyio_future_is_a_failure() -> None:
     """On Trio too, a shared future cancelled by someone else fails only its waiter."""
     shared: anyio.Future[str] = anyio.Future()
@@ -156,6 +201,63 @@ def test_optimized_mode_loses_no_result(tmp_path: Path) -> None:
     assert result.stdout.strip() == (
         "(Failed(error=CancelledError()), Ok(value='ok'), Ok(value='slow'))"
     )
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"], indirect=True)
+async def test_a_keyboard_interrupt_in_a_call_is_raised_bare() -> None:
+    """Not an outcome, and not wrapped in a group: `except KeyboardInterrupt` works.
+
+    On asyncio a KeyboardInterrupt in a task may leave the event loop before
+    settle() sees it, which would stop this test run; the subprocess test
+    below covers asyncio with SystemExit.
+    """
+
+    async def interrupted() -> str:
+        await anyio.sleep(0.01)
+        raise KeyboardInterrupt
+
+    with Timeline() as timeline, pytest.raises(KeyboardInterrupt):
+        await settle(interrupted(), fetch_posts(1))
+    assert [span.outcome for span in timeline.spans] == ["cancelled"]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_system_exit_in_a_call_ends_the_program_with_its_status(
+    backend: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import anyio
+            from examples.settle import settle
+
+            async def exits() -> str:
+                await anyio.sleep(0.01)
+                raise SystemExit(3)
+
+            async def slow() -> str:
+                await anyio.sleep(0.05)
+                return "slow"
+
+            async def main() -> None:
+                print(await settle(exits(), slow()))
+
+            anyio.run(main, backend={backend!r})
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (3, ""), result.stderr
+    # On asyncio, as with asyncio.gather(), the loop also logs the main task's
+    # SystemExit as "never retrieved"; what must not appear is a group.
+    assert "ExceptionGroup" not in result.stderr, result.stderr
 
 
 def test_settle_imports_nothing_from_the_simulation() -> None:
