@@ -104,7 +104,13 @@ def test_copy_buttons_copy_runnable_programs(
         assert shown, f"{page}: no copy button is on screen"
         tab.evaluate("navigator.clipboard.writeText('')")
         tab.locator(COPY_BUTTON).nth(shown[-1]).click()
-        by_mouse = tab.evaluate("navigator.clipboard.readText()")
+        # The copy completes asynchronously: a busy machine may read first.
+        by_mouse = ""
+        for _ in range(100):
+            by_mouse = tab.evaluate("navigator.clipboard.readText()")
+            if by_mouse:
+                break
+            tab.wait_for_timeout(100)
         assert by_mouse == copied[shown[-1]]["text"], f"{page}: a mouse click copied something else"
     tab.close()
 
