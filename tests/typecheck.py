@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pytest_examples import CodeExample, find_examples
 
-from tests.harness import DOCS, ROOT, includes_only, location, relative
+from tests.harness import DOCS, ROOT, Settings, includes_only, location, relative
 
 TEMPLATE = ROOT / "tests" / "samples" / "pattern_template.md"
 SITE_PAGES = [*sorted(DOCS.rglob("*.md")), TEMPLATE]
