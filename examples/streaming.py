@@ -217,7 +217,9 @@ async def _cancel_on_disconnect(
 
 async def _send_start(send: Send, status: int, headers: Headers) -> None:
     message = {"type": "http.response.start", "status": status}
-    await send({**message, "headers": headers})
+    # A copy: middleware may add to the list it gets (GZipMiddleware adds
+    # content-encoding), and the next response must not inherit that.
+    await send({**message, "headers": list(headers)})
 
 
 async def _send_body(send: Send, text: str, more_body: bool = True) -> None:

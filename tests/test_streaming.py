@@ -9,6 +9,8 @@ import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 
 from examples.services import ServiceUnavailable
@@ -347,6 +349,20 @@ async def test_route_methods_apply_to_the_page_too() -> None:
         response = await client.get("/streamed")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"  # Starlette's answer, not the page's
+
+
+async def test_middleware_that_adds_headers_does_not_change_the_next_response() -> None:
+    """GZipMiddleware adds content-encoding to the headers list it is sent."""
+    app = Starlette(
+        routes=[Route("/streamed", page())],
+        middleware=[Middleware(GZipMiddleware, minimum_size=1)],
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        texts = [(await client.get("/streamed")).text for _ in range(2)]
+    assert texts[0] == texts[1]
+    assert texts[0].startswith(SHELL)
 
 
 class Stop(BaseException):
