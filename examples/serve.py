@@ -81,8 +81,13 @@ async def serve(app: ASGIApp, *, log_level: str = "warning") -> AsyncIterator[st
 
     `log_level` is Uvicorn's: the default keeps its start and stop messages
     out of the program's output but still logs errors, such as an exception
-    in the app. Uvicorn's own logging configuration is not installed, so the
-    program's logging setup is left as it was.
+    in the app. Uvicorn's own logging configuration (its handlers and
+    formats) is not installed, so the root logger and the program's own
+    handlers are left as they were. Uvicorn's loggers are changed, though,
+    for the whole process and after the block too (`Config.configure_logging`
+    in uvicorn/config.py): `uvicorn.error`, `uvicorn.access` and
+    `uvicorn.asgi` get `log_level` as their level, and `uvicorn.access`
+    loses its handlers and stops propagating, since the access log is off.
     """
     config = uvicorn.Config(
         app,

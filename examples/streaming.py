@@ -15,11 +15,19 @@ script in the shell swaps the part in for its placeholder:
     )
 
 - Every part starts at once; the response ends when the last part is sent.
-- A part that fails, or takes longer than its `deadline`, sends its
-  `fallback` instead, so the response always completes.
+- A part that raises an `Exception`, or takes longer than its `deadline`,
+  sends its `fallback` instead, so the response completes. A
+  BaseException that is not an Exception (KeyboardInterrupt, SystemExit)
+  ends the response and comes out of the app.
 - When the client leaves (`http.disconnect`, or `send` raising OSError),
   the parts still running are cancelled at once.
-- Only GET is served; another method gets 405 Method Not Allowed.
+- Any other error of `send` or `receive` comes out of the app as itself,
+  not wrapped in an ExceptionGroup.
+- GET and HEAD are served (HEAD: the headers and an empty body, no part
+  started); another method gets 405 Method Not Allowed with
+  `Allow: GET, HEAD`.
+- A part's id starts with an ASCII letter, then letters, digits, `_` or
+  `-`: it is written into the page's HTML and script as it is.
 
 An in-process client such as httpx's `ASGITransport` hands the response to
 the caller only after the app has finished, so timing the client would make
@@ -41,8 +49,8 @@ The recorder keeps the messages of the latest request it served.
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,19 +82,31 @@ FILL_SCRIPT = (
 )
 Headers = list[tuple[bytes, bytes]]
 HTML_HEADERS: Headers = [(b"content-type", b"text/html; charset=utf-8")]
+# An id that needs no escaping in an HTML attribute nor in a script string.
+PART_ID = re.compile(r"[A-Za-z][\w-]*")
 
 
 @dataclass(frozen=True)
 class StreamedPart:
     """One part of a streamed page.
 
-    `id` is the id of the part's placeholder element in the shell.
+    `id` is the id of the part's placeholder element in the shell: an
+    ASCII letter, then letters, digits, `_` or `-`.
     """
 
     id: str
     render: Render
     fallback: str  # HTML sent instead when the part fails or is too slow
     deadline: float | None = None  # seconds; None waits as long as it takes
+
+    def __post_init__(self) -> None:
+        if not PART_ID.fullmatch(self.id):
+            # Escaped, the id would no longer match its placeholder in the
+            # fill script (a script's text is not HTML-unescaped).
+            raise ValueError(
+                f"part id {self.id!r} cannot be used: start it with an ASCII "
+                "letter and use only letters, digits, '_' and '-'"
+            )
 
 
 class StreamedPage:
@@ -110,20 +130,40 @@ class StreamedPage:
     ) -> None:
         if scope["type"] != "http":
             raise RuntimeError(f"StreamedPage serves HTTP, not {scope['type']}")
+        if scope["method"] == "HEAD":
+            # The headers a GET would get, and no body: no part is started.
+            await _send_start(send, 200, HTML_HEADERS)
+            await _send_body(send, "", more_body=False)
+            return
         if scope["method"] != "GET":
             await _method_not_allowed(send)
             return
-        async with anyio.create_task_group() as tg:
-            # Servers on ASGI 2.4 and later do not need the app to listen,
-            # and Starlette then stops listening too: a client that left
-            # would be noticed only at the next send. Listen here instead.
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            try:
-                await self._respond(tg, send)
-            except OSError:
-                # ASGI 2.4: `send` raises OSError once the client has gone.
-                logger.debug("client left during %s", scope.get("path"))
-            tg.cancel_scope.cancel()  # the response is over: stop listening
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                # Servers on ASGI 2.4 and later do not need the app to
+                # listen, and Starlette then stops listening too: a client
+                # that left would be noticed only at the next send. Listen
+                # here instead.
+                tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                try:
+                    await self._respond(tg, send)
+                except OSError:
+                    # ASGI 2.4: `send` raises OSError once the client has gone.
+                    logger.debug("client left during %s", scope.get("path"))
+                except Exception as exc:
+                    # Re-raised below, outside the task group, so that it is
+                    # not wrapped in an ExceptionGroup.
+                    error = exc
+                tg.cancel_scope.cancel()  # the response is over: stop listening
+        except BaseExceptionGroup as group:
+            # A task's error (`receive` failing, a part's KeyboardInterrupt):
+            # one error comes out as itself.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        if error is not None:
+            raise error
 
     async def _respond(self, tg: TaskGroup, send: Send) -> None:
         streams = anyio.create_memory_object_stream[str](len(self.parts))
@@ -154,9 +194,10 @@ async def _render_part(
                 # After the headers there is no error page to send: log the
                 # failure with its traceback and keep the page whole.
                 logger.exception("part %r failed; sent its fallback", part.id)
+        # The id needs no escaping: StreamedPart accepts only safe ones.
         chunk = (
-            f'<template id="{html.escape(part.id)}-ready">{rendered}</template>'
-            f'<script>fillPart("{html.escape(part.id)}")</script>'
+            f'<template id="{part.id}-ready">{rendered}</template>'
+            f'<script>fillPart("{part.id}")</script>'
         )
         # The stream is closed if the response ended before this part.
         with contextlib.suppress(anyio.BrokenResourceError):
@@ -176,7 +217,9 @@ async def _cancel_on_disconnect(
 
 async def _send_start(send: Send, status: int, headers: Headers) -> None:
     message = {"type": "http.response.start", "status": status}
-    await send({**message, "headers": headers})
+    # A copy: middleware may add to the list it gets (GZipMiddleware adds
+    # content-encoding), and the next response must not inherit that.
+    await send({**message, "headers": list(headers)})
 
 
 async def _send_body(send: Send, text: str, more_body: bool = True) -> None:
@@ -186,7 +229,7 @@ async def _send_body(send: Send, text: str, more_body: bool = True) -> None:
 
 async def _method_not_allowed(send: Send) -> None:
     plain_text = (b"content-type", b"text/plain; charset=utf-8")
-    await _send_start(send, 405, [(b"allow", b"GET"), plain_text])
+    await _send_start(send, 405, [(b"allow", b"GET, HEAD"), plain_text])
     await _send_body(send, "Method Not Allowed", more_body=False)
 
 

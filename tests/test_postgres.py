@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import asyncpg
 import pytest
 
@@ -154,6 +155,18 @@ def test_the_demo_tables_are_seeded(postgres_server: postgres.Server) -> None:
             await connection.close()
 
     assert asyncio.run(counts()) == [10, 200, 100, 10, 20]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_postgres_gives_the_dsn_on_asyncio_and_trio(
+    postgres_server: postgres.Server, backend: str
+) -> None:
+    async def dsn() -> str:
+        async with postgres.postgres("postgresql+asyncpg") as url:
+            return url
+
+    expected = postgres_server.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    assert anyio.run(dsn, backend=backend) == expected
 
 
 def test_a_full_disk_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -456,6 +456,29 @@ async def test_equal_values_of_different_types_are_different_keys() -> None:
     ]
 
 
+async def test_equal_field_values_of_different_types_are_different_keys() -> None:
+    @dataclass(frozen=True)
+    class Key:
+        value: object
+
+    @dataclass(frozen=True)
+    class Outer:
+        inner: Key
+
+    runs: list[object] = []
+
+    @request_cached
+    async def describe(value: object) -> object:
+        runs.append(value)
+        return value
+
+    values = [Key(1), Key(True), Key(1.0), Outer(Key(1)), Outer(Key(True)), Key((True, 2))]
+    async with request_scope():
+        results = [await describe(value) for value in [*values, Key(1), Key((1, 2))]]
+    assert runs == [*values, Key((1, 2))]  # the second Key(1) was a hit
+    assert [type(result.value) for result in results[:3]] == [int, bool, float]
+
+
 async def test_invalidate_forgets_one_entry_after_a_write(db: Database) -> None:
     get_user = cached_get_user(db)
     async with request_scope():
@@ -501,6 +524,40 @@ async def test_invalidating_a_call_in_flight_lets_its_waiters_finish(db: Databas
         tg.start_soon(part)  # after the write: a new query
     assert names == ["Ada", "Ada"]
     assert db.queries == ["db.get_user(1)", "db.get_user(1)"]
+
+
+async def test_a_caller_after_invalidate_waits_for_the_invalidated_run_to_end() -> None:
+    """At most one run of a key at a time, even right after an invalidate()."""
+    running: list[int] = []
+    started_at: list[int] = []
+
+    @request_cached
+    async def read(user_id: int) -> int:
+        running.append(user_id)
+        assert len(running) == 1, "two runs of one key at once"
+        started_at.append(round(anyio.current_time() * 1000))
+        try:
+            await anyio.sleep(0.1)
+            return len(started_at)
+        finally:
+            running.remove(user_id)
+
+    results: list[int] = []
+
+    async def part() -> None:
+        results.append(await read(1))
+
+    begin = anyio.current_time()
+    async with request_scope(), anyio.create_task_group() as tg:
+        tg.start_soon(part)
+        await anyio.sleep(0.01)
+        read.invalidate(1)
+        tg.start_soon(part)
+        await anyio.sleep(0.01)
+        read.invalidate_all()  # the second run has not started yet
+        tg.start_soon(part)
+    assert results == [1, 2, 3]
+    assert [ms - round(begin * 1000) for ms in started_at] == [0, 100, 200]
 
 
 async def test_invalidate_outside_a_scope_raises(db: Database) -> None:
@@ -552,6 +609,33 @@ async def test_each_waiter_gets_its_own_copy_of_the_error_chained_to_it() -> Non
     assert first.__cause__ is second.__cause__ is third.__cause__
     assert type(first.__cause__) is ServiceUnavailable
     assert {str(error) for error in errors} == {"db.get_user: 503 Service Unavailable"}
+
+
+async def test_a_note_one_waiter_adds_stays_on_its_own_copy() -> None:
+    @request_cached
+    async def fail() -> None:
+        await anyio.sleep(0.01)
+        error = ServiceUnavailable("db.get_user: 503 Service Unavailable")
+        error.add_note("from the cached call")
+        raise error
+
+    notes: list[list[str]] = []
+
+    async def part(name: str) -> None:
+        try:
+            await fail()
+        except ServiceUnavailable as exc:
+            exc.add_note(f"in {name}")
+            notes.append(exc.__notes__)
+
+    async with request_scope(), anyio.create_task_group() as tg:
+        for name in ("header", "sidebar", "feed"):
+            tg.start_soon(part, name)
+    assert sorted(notes) == [
+        ["from the cached call", "in feed"],
+        ["from the cached call", "in header"],
+        ["from the cached call", "in sidebar"],
+    ]
 
 
 async def test_an_error_that_does_not_copy_is_shared_as_is() -> None:

@@ -7,6 +7,7 @@ connections, whether the block ended normally, raised or was cancelled.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -106,6 +107,30 @@ async def test_a_failed_startup_raises_and_leaves_nothing() -> None:
         async with serve(app):
             pytest.fail("the block must not run when the server did not start")
     assert server_threads() == []
+
+
+async def test_the_programs_logging_is_kept_and_uvicorns_loggers_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What serve()'s docstring says about logging, process-wide and after the block."""
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    names = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+    for name in names:
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "level", logging.NOTSET)
+        monkeypatch.setattr(logger, "handlers", [logging.NullHandler()])
+        monkeypatch.setattr(logger, "propagate", True)
+    async with serve(APP, log_level="error"):
+        pass
+    assert root.handlers == [handler] and root.level == logging.INFO
+    assert [logging.getLogger(name).level for name in names] == [logging.ERROR] * 3
+    access = logging.getLogger("uvicorn.access")
+    assert (access.handlers, access.propagate) == ([], False)
+    error = logging.getLogger("uvicorn.error")
+    assert (len(error.handlers), error.propagate) == (1, True)  # left as they were
 
 
 def test_a_server_left_running_is_reported() -> None:

@@ -9,6 +9,8 @@ import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 
 from examples.services import ServiceUnavailable
@@ -306,7 +308,7 @@ async def test_a_send_that_raises_oserror_ends_the_response_quietly() -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-async def test_only_get_is_served(method: str) -> None:
+async def test_only_get_and_head_are_served(method: str) -> None:
     app = Starlette(routes=[Route("/streamed", page())])
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
@@ -314,8 +316,109 @@ async def test_only_get_is_served(method: str) -> None:
         response = await client.request(method, "/streamed")
         assert (await client.get("/streamed")).status_code == 200
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
     assert cancelled == []
+
+
+async def test_head_gets_the_headers_and_no_body_and_starts_no_part() -> None:
+    started: list[str] = []
+
+    async def render() -> str:
+        started.append("fast")
+        return "<p>fast</p>"
+
+    recorder = SendRecorder(StreamedPage(SHELL, StreamedPart("fast", render, fallback="<p>-</p>")))
+    app = Starlette(routes=[Route("/streamed", recorder)])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        head = await client.head("/streamed")
+        get = await client.get("/streamed")
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.content == b""
+    assert started == ["fast"]  # by the GET alone
+
+
+async def test_route_methods_apply_to_the_page_too() -> None:
+    """Starlette's Route honours `methods=` for an ASGI endpoint as well."""
+    app = Starlette(routes=[Route("/streamed", page(), methods=["POST"])])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        response = await client.get("/streamed")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"  # Starlette's answer, not the page's
+
+
+async def test_middleware_that_adds_headers_does_not_change_the_next_response() -> None:
+    """GZipMiddleware adds content-encoding to the headers list it is sent."""
+    app = Starlette(
+        routes=[Route("/streamed", page())],
+        middleware=[Middleware(GZipMiddleware, minimum_size=1)],
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        texts = [(await client.get("/streamed")).text for _ in range(2)]
+    assert texts[0] == texts[1]
+    assert texts[0].startswith(SHELL)
+
+
+class Stop(BaseException):
+    pass
+
+
+async def test_an_error_of_send_comes_out_unwrapped() -> None:
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise RuntimeError("send failed")
+
+    async def never_disconnects() -> dict[str, str]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with pytest.raises(RuntimeError, match=r"^send failed$"):
+        await page()({"type": "http", "method": "GET"}, never_disconnects, send)
+    assert sorted(cancelled) == ["<p>fast</p>", "<p>slow</p>"]
+
+
+async def test_a_base_exception_of_a_part_comes_out_unwrapped() -> None:
+    async def stop() -> str:
+        await anyio.sleep(0.1)
+        raise Stop
+
+    recorder = SendRecorder(page(slow=stop))
+    with pytest.raises(Stop):
+        await get(recorder)
+    assert not recorder.complete
+
+
+async def test_an_error_of_receive_comes_out_unwrapped() -> None:
+    async def receive() -> dict[str, str]:
+        await anyio.sleep(0.05)
+        raise RuntimeError("receive failed")
+
+    async def send(message: Message) -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match=r"^receive failed$"):
+        await page()({"type": "http", "method": "GET"}, receive, send)
+
+
+@pytest.mark.parametrize("part_id", ["a&b", "1st", "", "a b", 'a"b', "a'b", "-a"])
+def test_a_part_id_that_would_need_escaping_is_refused(part_id: str) -> None:
+    with pytest.raises(ValueError, match="cannot be used: start it with an ASCII letter"):
+        StreamedPart(part_id, after(0.1, ""), fallback="")
+
+
+async def test_a_part_id_with_digits_dashes_and_underscores_fills() -> None:
+    shell = '<div id="side-bar_2">…</div>'
+    recorder = SendRecorder(
+        StreamedPage(shell, StreamedPart("side-bar_2", after(0.1, "<p>x</p>"), fallback=""))
+    )
+    await get(recorder)
+    assert bodies(recorder)[-1] == (100, fill("side-bar_2", "<p>x</p>"))
 
 
 def test_a_part_without_a_placeholder_is_refused() -> None:
