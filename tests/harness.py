@@ -511,10 +511,14 @@ def _watch(
                     raw = f"{warning.category.__name__}: {warning.message}"
                     text = lines.rewrite(raw)
                     observed.warnings.append(text)
-                    if _is_leak_warning(text):
-                        # A coroutine's warning ends with where it was created.
-                        first = text.splitlines()[0]
-                        observed.leaks.append(f"{lines.where(raw)}: {first}")
+                    # Every warning is a problem: a reader who runs the block
+                    # would see it. A coroutine's ends with where it was created.
+                    first = text.splitlines()[0]
+                    if warning.filename == lines.python_file and "never awaited" not in raw:
+                        where = lines.markdown(warning.lineno)
+                    else:
+                        where = lines.where(raw)
+                    observed.leaks.append(f"{where}: {first}")
     finally:
         sys.set_coroutine_origin_tracking_depth(origin_depth)
         gc.enable()

@@ -328,3 +328,18 @@ def test_a_real_stack_recording_is_the_fastest_of_three_runs(tmp_path: Path) -> 
     assert recorded is not None
     assert "#> took 100 ms" in recorded
     assert recorded.count("#> took") == 1
+
+
+def test_any_warning_a_reader_would_see_fails_at_its_line(tmp_path: Path) -> None:
+    example = CodeExample.create(
+        "import asyncio\nimport warnings\n\n\nasync def main() -> None:\n"
+        '    warnings.warn("old API", DeprecationWarning, stacklevel=1)\n\n\n'
+        "asyncio.run(main())\n",
+        path=SAMPLES / "inline.md",
+        start_line=10,
+    )
+    with pytest.raises(ExampleError) as failure:
+        run_block(example, "asyncio", tmp_path)
+    assert str(failure.value).startswith(
+        f"{relative(SAMPLES / 'inline.md')}:16: DeprecationWarning: old API"
+    ), str(failure.value)
