@@ -518,6 +518,66 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a bar chart's plot sits in its SVG, and its microsecond scale."""
+
+    width: int
+    height: int
+    top: int
+    left: int
+    plot_width: int
+    plot_bottom: int
+    scale_max: float
+    step: float
+
+
+def _chart_frame(
+    frame: _Frame,
+    title: str,
+    title_size: int,
+    descriptions: tuple[str, str],
+    ids: tuple[str, str],
+) -> list[str]:
+    """A chart's card, title, text alternative and microsecond axis, as SVG parts.
+
+    `descriptions` is (the text alternative, the line shown under the title);
+    `ids` are the title's and the description's element ids.
+    """
+    width, height = frame.width, frame.height
+    desc, subtitle = descriptions
+    title_id, desc_id = ids
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" '
+        f'aria-labelledby="{title_id} {desc_id}">',
+        f'<title id="{title_id}">{_esc(title)}</title>',
+        f'<desc id="{desc_id}">{_esc(desc)}</desc>',
+        f"<style>{_STYLE}</style>",
+        f'<rect class="card" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="8"/>',
+        f'<text x="20" y="30" font-size="{title_size}" font-weight="600">{_esc(title)}</text>',
+        f'<text class="muted" x="20" y="52" font-size="12">{_esc(subtitle)}</text>',
+    ]
+    tick = 0.0
+    while tick <= frame.scale_max + 1e-9:
+        tx = frame.left + frame.plot_width * tick / frame.scale_max
+        parts.append(
+            f'<line class="grid" x1="{tx:.1f}" y1="{frame.top - 8}" '
+            f'x2="{tx:.1f}" y2="{frame.plot_bottom + 4}"/>'
+        )
+        parts.append(
+            f'<text class="muted" x="{tx:.1f}" y="{frame.plot_bottom + 20}" font-size="11" '
+            f'text-anchor="middle">{tick:g}</text>'
+        )
+        tick += frame.step
+    parts.append(
+        f'<text class="muted" x="{frame.left + frame.plot_width / 2:.1f}" '
+        f'y="{frame.plot_bottom + 40}" font-size="12" text-anchor="middle">'
+        "microseconds per task</text>"
+    )
+    return parts
+
+
 def svg(figures: dict[str, Any]) -> str:
     """A grouped bar chart: microseconds per task, one group per task count."""
     counts = sorted({row["tasks"] for row in figures["results"]})
@@ -536,31 +596,13 @@ def svg(figures: dict[str, Any]) -> str:
         return left + plot_width * value / scale_max
 
     title = "Cost of starting a trivial task (µs per task, lower is better)"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-labelledby="title desc">',
-        f'<title id="title">{_esc(title)}</title>',
-        f'<desc id="desc">{_esc(measured_where(figures))}</desc>',
-        f"<style>{_STYLE}</style>",
-        f'<rect class="card" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="8"/>',
-        f'<text x="20" y="30" font-size="16" font-weight="600">{_esc(title)}</text>',
-        f'<text class="muted" x="20" y="52" font-size="12">{_esc(measured_where(figures))}</text>',
-    ]
-    tick = 0.0
-    while tick <= scale_max + 1e-9:
-        tx = x(tick)
-        parts.append(
-            f'<line class="grid" x1="{tx:.1f}" y1="{top - 8}" '
-            f'x2="{tx:.1f}" y2="{plot_bottom + 4}"/>'
-        )
-        parts.append(
-            f'<text class="muted" x="{tx:.1f}" y="{plot_bottom + 20}" font-size="11" '
-            f'text-anchor="middle">{tick:g}</text>'
-        )
-        tick += step
-    parts.append(
-        f'<text class="muted" x="{left + plot_width / 2:.1f}" y="{plot_bottom + 40}" '
-        'font-size="12" text-anchor="middle">microseconds per task</text>'
+    where = measured_where(figures)
+    parts = _chart_frame(
+        _Frame(width, height, top, left, plot_width, plot_bottom, scale_max, step),
+        title,
+        16,
+        (where, where),
+        ("title", "desc"),
     )
     for group, n in enumerate(counts):
         y0 = top + group * (group_height + group_gap)
@@ -620,31 +662,12 @@ def python_svg(figures: dict[str, Any]) -> str:
 
     title = f"Cost per task, {by['tasks']:,} tasks in an asyncio.TaskGroup (µs, lower is better)"
     where = measured_where_by_python(figures)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-labelledby="ptitle pdesc">',
-        f'<title id="ptitle">{_esc(title)}</title>',
-        f'<desc id="pdesc">{_esc(where)} The table below the chart has every figure.</desc>',
-        f"<style>{_STYLE}</style>",
-        f'<rect class="card" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="8"/>',
-        f'<text x="20" y="30" font-size="15" font-weight="600">{_esc(title)}</text>',
-        f'<text class="muted" x="20" y="52" font-size="12">{_esc(where)}</text>',
-    ]
-    tick = 0.0
-    while tick <= scale_max + 1e-9:
-        tx = x(tick)
-        parts.append(
-            f'<line class="grid" x1="{tx:.1f}" y1="{top - 8}" '
-            f'x2="{tx:.1f}" y2="{plot_bottom + 4}"/>'
-        )
-        parts.append(
-            f'<text class="muted" x="{tx:.1f}" y="{plot_bottom + 20}" font-size="11" '
-            f'text-anchor="middle">{tick:g}</text>'
-        )
-        tick += step
-    parts.append(
-        f'<text class="muted" x="{left + plot_width / 2:.1f}" y="{plot_bottom + 40}" '
-        'font-size="12" text-anchor="middle">microseconds per task</text>'
+    parts = _chart_frame(
+        _Frame(width, height, top, left, plot_width, plot_bottom, scale_max, step),
+        title,
+        15,
+        (f"{where} The table below the chart has every figure.", where),
+        ("ptitle", "pdesc"),
     )
     for group, (run, loop_name) in enumerate(groups):
         y0 = top + group * (group_height + group_gap)
