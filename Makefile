@@ -32,15 +32,16 @@ serve: $(READY)
 build: $(READY)
 	$(BIN)/mkdocs build --strict
 
-## test: run every doc block on every clock, lint it, and test the site (also with Zensical); then the version lanes
+## test: every doc block on every clock, lint, types, the site (also with Zensical), on four workers; then the browser tests (one Chromium); then the version lanes
 test: $(READY) $(ZENSICAL_VENV)/.ready $(AXE)
-	$(BIN)/python -m pytest -n 4 --dist loadgroup
+	$(BIN)/python -m pytest -n 4 --ignore=tests/browser
+	$(BIN)/python -m pytest tests/browser
 	$(MAKE) --no-print-directory test-versions
 
 ## check-page: one pattern page, fully: its blocks on every clock, lint, types, links, anatomy, faults, page test, browser (PAGE=<slug>)
 check-page: $(READY)
 	@test -n "$(PAGE)" || { echo "make check-page needs PAGE=<slug>, e.g. PAGE=prevent-waterfall-chains"; exit 1; }
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -k "$(PAGE) or $(subst -,_,$(PAGE))" \
+	$(BIN)/python -m pytest -q -n 2 -k "$(PAGE) or $(subst -,_,$(PAGE))" \
 		tests/test_docs.py tests/test_types.py tests/test_faults.py tests/test_critical_path.py \
 		$(wildcard tests/test_page_$(subst -,_,$(PAGE)).py) tests/browser
 

@@ -46,25 +46,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, keep tests that share an expensive set-up on one worker.
-
-    The browser tests share one Chromium and one served site, the Zensical
-    tests one build, the type-check items one mypy run. `--dist loadgroup`
-    sends each group to one worker and spreads everything else, so the
-    real-clock runs, which mostly wait, overlap with the rest.
-    """
-    for item in items:
-        path = Path(str(item.path))
-        if "browser" in path.parts:
-            item.add_marker(pytest.mark.xdist_group("browser"))
-        elif path.name == "test_zensical.py":
-            item.add_marker(pytest.mark.xdist_group("zensical"))
-        elif path.name == "test_types.py":
-            # One mypy run serves every item: run it once, not once per worker.
-            item.add_marker(pytest.mark.xdist_group("types"))
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Show a broken rule as its message (file:line first), once, not a traceback."""
