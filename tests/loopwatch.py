@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -270,6 +271,21 @@ class LoopWatch:
             "event loop's thread; nothing else runs until it returns. Use the async form "
             "(`await anyio.sleep()`, an async client, `await anyio.to_thread.run_sync(...)`)."
         )
+
+
+def cpu_stall_seconds() -> float:
+    """How long, in all, some task on this machine has waited for a core (Linux PSI).
+
+    A real-stack block's work runs in other processes (PostgreSQL, a server
+    thread's loop): the loop's own timers cannot see them kept waiting, the
+    kernel's pressure counter can. 0 where the kernel does not report it.
+    """
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return 0.0
+    total = dict(field.split("=") for field in first.split()[1:]).get("total", "0")
+    return int(total) / 1_000_000
 
 
 @contextlib.contextmanager
