@@ -20,7 +20,9 @@ from pytest_examples import CodeExample, find_examples
 
 from tests.harness import DOCS, relative
 
-# The pattern pages; slugs mirror the original guide's file names.
+# The pattern pages, by number. Pages that translate the guide keep its
+# section numbers (1.1, 2.4) and their slugs mirror its file names; pages that
+# go beyond it are numbered P1, P2, ..., which cannot collide with the guide's.
 PATTERN_PAGES = {
     "1.1": "prevent-waterfall-chains.md",
     "1.2": "parallelize-independent-operations.md",
@@ -262,7 +264,8 @@ def all_link_problems(docs: Path = DOCS) -> list[str]:
 
 # --- Pattern pages -----------------------------------------------------------------
 
-_TITLE = re.compile(r"^# (?P<number>\d\.\d+) \S")
+_TITLE = re.compile(r"^# (?P<number>\d\.\d+|P\d+) \S")
+RELATED_HEADING = "## Related patterns"
 _TAB = re.compile(r'^=== "(?P<name>[^"]+)"')
 
 
@@ -302,14 +305,53 @@ def pattern_problems(path: Path) -> list[str]:
     problems += summary_problems(path)
     if not _has_performance_table(lines):
         problems.append(f"{name}:1: no `## Performance` section with a table of measured numbers")
-    linked = {
-        m["target"].partition("#")[0].rsplit("/", 1)[-1]
-        for _, text in prose_lines(path)
-        for m in _LINK.finditer(text)
+    if not related_pages(path) - {path.name}:
+        at = lines.index(RELATED_HEADING) + 1 if RELATED_HEADING in lines else 1
+        problems.append(
+            f"{name}:{at}: no `{RELATED_HEADING}` section linking another pattern page; "
+            "link the pages this one relates to, each with a line on how"
+        )
+    return problems
+
+
+def related_pages(path: Path) -> set[str]:
+    """The pattern pages (file names) the page's `## Related patterns` section links."""
+    lines = path.read_text().splitlines()
+    if RELATED_HEADING not in lines:
+        return set()
+    targets = {
+        match["target"].partition("#")[0].rsplit("/", 1)[-1]
+        for line in section(path, RELATED_HEADING)
+        for match in _LINK.finditer(_INLINE_CODE.sub("", line))
     }
-    missing = [slug for slug in PATTERN_PAGES.values() if slug != path.name and slug not in linked]
-    if missing:
-        problems.append(f"{name}:1: no link to the other pattern page(s) {missing}")
+    return targets & set(PATTERN_PAGES.values())
+
+
+def pattern_set_problems(patterns: Path) -> list[str]:
+    """The pattern pages as a set: each registered under its number, each related from another."""
+    problems = []
+    numbers = {slug: number for number, slug in PATTERN_PAGES.items()}
+    for page in sorted(patterns.glob("*.md")):
+        lines = page.read_text().splitlines()
+        first = _first_content_line(lines)
+        title = _TITLE.match(lines[first]) if first is not None else None
+        if page.name not in numbers:
+            problems.append(
+                f"{relative(page)}:1: not registered: add it to PATTERN_PAGES in "
+                "tests/pagecheck.py under its number (see docs/contributing.md)"
+            )
+        elif title and title["number"] != numbers[page.name]:
+            problems.append(
+                f"{relative(page)}:{first + 1}: the title says {title['number']}, PATTERN_PAGES "
+                f"registers the page as {numbers[page.name]}; make them the same"
+            )
+    linked = {slug for page in patterns.glob("*.md") for slug in related_pages(page) - {page.name}}
+    problems += [
+        f"{relative(patterns / slug)}:1: no other pattern page links here from its "
+        f"`{RELATED_HEADING}`; add this page there on each page it relates to"
+        for slug in PATTERN_PAGES.values()
+        if slug not in linked
+    ]
     return problems
 
 

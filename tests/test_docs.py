@@ -134,3 +134,8 @@ PATTERN_PAGES = sorted((DOCS / "patterns").glob("*.md"))
 def test_pattern_page_anatomy(page: Path) -> None:
     problems = pagecheck.pattern_problems(page)
     assert not problems, "\n".join(problems)
+
+
+def test_every_pattern_page_is_related_from_another() -> None:
+    problems = pagecheck.pattern_set_problems(DOCS / "patterns")
+    assert not problems, "\n".join(problems)

@@ -15,6 +15,7 @@ from pytest_examples import CodeExample, find_examples
 from tests import pagecheck
 from tests.harness import (
     CLOCKS,
+    DOCS,
     REAL_EARLY_MS,
     REAL_LATE_MS,
     ExampleError,
@@ -218,9 +219,53 @@ def test_an_incomplete_pattern_page_says_what_is_missing() -> None:
         f'{name}:9: this `=== "asyncio"` tab has no `=== "AnyIO"` tab after it in its set; '
         "show every correct version in both",
         f"{name}:1: no `## Performance` section with a table of measured numbers",
-        f"{name}:1: no link to the other pattern page(s) "
-        "['parallelize-independent-operations.md', 'authenticate-actions.md', "
-        "'parallel-data-fetching.md', 'per-request-deduplication.md']",
+    ]
+
+
+def test_a_pattern_page_that_relates_to_no_other_says_so(tmp_path: Path) -> None:
+    good = (SAMPLES / "good_pattern.md").read_text()
+    related = good.index("## Related patterns")
+    page = tmp_path / "alone.md"
+    page.write_text(good[:related] + "## Related patterns\n\n- [none](https://example.org)\n")
+    line = good[:related].count("\n") + 1
+    assert pagecheck.pattern_problems(page) == [
+        f"{relative(page)}:{line}: no `## Related patterns` section linking another pattern "
+        "page; link the pages this one relates to, each with a line on how"
+    ]
+
+
+def test_a_pattern_page_no_other_page_relates_to_fails_at_its_title(tmp_path: Path) -> None:
+    patterns = tmp_path / "patterns"
+    patterns.mkdir()
+    for slug in pagecheck.PATTERN_PAGES.values():
+        (patterns / slug).write_text((DOCS / "patterns" / slug).read_text())
+    assert pagecheck.pattern_set_problems(patterns) == []
+    orphan = "per-request-deduplication.md"
+    for page in patterns.glob("*.md"):
+        kept = [line for line in page.read_text().splitlines() if f"]({orphan}" not in line]
+        page.write_text("\n".join(kept) + "\n")
+    assert pagecheck.pattern_set_problems(patterns) == [
+        f"{relative(patterns / orphan)}:1: no other pattern page links here from its "
+        "`## Related patterns`; add this page there on each page it relates to"
+    ]
+
+
+def test_a_pattern_page_must_be_registered_under_its_number(tmp_path: Path) -> None:
+    patterns = tmp_path / "patterns"
+    patterns.mkdir()
+    for slug in pagecheck.PATTERN_PAGES.values():
+        (patterns / slug).write_text((DOCS / "patterns" / slug).read_text())
+    renumbered = patterns / "authenticate-actions.md"
+    renumbered.write_text(renumbered.read_text().replace("# 2.1 ", "# 2.2 ", 1))
+    (patterns / "unlisted.md").write_text((SAMPLES / "good_pattern.md").read_text())
+    title = 1 + renumbered.read_text().splitlines().index(
+        next(line for line in renumbered.read_text().splitlines() if line.startswith("# 2.2 "))
+    )
+    assert pagecheck.pattern_set_problems(patterns) == [
+        f"{relative(renumbered)}:{title}: the title says 2.2, PATTERN_PAGES registers the "
+        "page as 2.1; make them the same",
+        f"{relative(patterns / 'unlisted.md')}:1: not registered: add it to PATTERN_PAGES in "
+        "tests/pagecheck.py under its number (see docs/contributing.md)",
     ]
 
 
