@@ -14,6 +14,11 @@ Measures, on this machine as it is now:
   runs, browser tests), from pytest's JUnit report;
 - `make test` in a fresh clone, installs included.
 
+Each `make test` figure also gives the CPU time of every process the run
+started (Chromium, servers and workers included, as far as they are reaped):
+divided by the cores, that is the shortest the run could be here, whatever
+the load.
+
 Prints one line per figure with its budget, rewrites the speed table on
 docs/testing.md, and exits 1 if a figure is over its budget. The test suite
 never compares a time with a budget: this does, on purpose, outside it.
@@ -136,13 +141,20 @@ def make_test(where: Path, what: str, budget: float) -> list[Figure]:
     """Run `make test` in `where`; the whole, and its lanes from the JUnit report."""
     report = Path(tempfile.mkdtemp()) / "junit.xml"
     env = {**os.environ, "PYTEST_ADDOPTS": f"--junitxml={report}"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(["make", "test"], cwd=where, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
         raise SystemExit(f"`make test` failed in {where}")
-    found = [Figure(what, wall, budget)]
+    # CPU time barely depends on the machine's load: over the cores, it is the
+    # least wall time any run of the same suite can take on this machine.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cores = os.cpu_count() or 1
+    floor = f"{cpu:.0f} s of CPU, so at least {cpu / cores:.0f} s on {cores} cores"
+    found = [Figure(what, wall, budget, floor)]
     if report.exists():
         lanes: dict[str, float] = {}
         for case in ET.parse(report).getroot().iter("testcase"):
