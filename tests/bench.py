@@ -30,6 +30,7 @@ import argparse
 import functools
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -137,33 +138,66 @@ def site_build() -> Figure:
     )
 
 
-def make_test(where: Path, what: str, budget: float) -> list[Figure]:
-    """Run `make test` in `where`; the whole, and its lanes from the JUnit report."""
-    report = Path(tempfile.mkdtemp()) / "junit.xml"
-    env = {**os.environ, "PYTEST_ADDOPTS": f"--junitxml={report}"}
+@dataclass(frozen=True)
+class MakeTestRun:
+    """One `make test`: its verdict, its output, and what it cost."""
+
+    passed: bool
+    wall: float  # seconds
+    cpu: float  # seconds of CPU, every process it started and reaped
+    output: str
+    lanes: dict[str, float]  # seconds per lane, summed over the workers
+
+    @property
+    def summaries(self) -> list[str]:
+        """pytest's summary line of each of its runs, and the version lanes' lines."""
+        return [
+            line.strip("= ").strip()
+            for line in self.output.splitlines()
+            if re.search(r"\b(passed|failed|error)\b.* in [\d.]+s", line)
+        ]
+
+    @property
+    def floor(self) -> str:
+        # CPU time barely depends on the machine's load: over the cores, it is
+        # the least wall time any run of the same suite can take here.
+        cores = os.cpu_count() or 1
+        return f"{self.cpu:.0f} s of CPU, so at least {self.cpu / cores:.0f} s on {cores} cores"
+
+
+def run_make_test(where: Path) -> MakeTestRun:
+    """Run `make test` in `where`, with a JUnit report of each pytest run in it."""
+    reports = Path(tempfile.mkdtemp())
+    env = {**os.environ, "JUNIT_DIR": str(reports)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    result = subprocess.run(["make", "test"], cwd=where, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "test"], cwd=where, env=env, capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
-        raise SystemExit(f"`make test` failed in {where}")
-    # CPU time barely depends on the machine's load: over the cores, it is the
-    # least wall time any run of the same suite can take on this machine.
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cores = os.cpu_count() or 1
-    floor = f"{cpu:.0f} s of CPU, so at least {cpu / cores:.0f} s on {cores} cores"
-    found = [Figure(what, wall, budget, floor)]
-    if report.exists():
-        lanes: dict[str, float] = {}
+    lanes: dict[str, float] = {}
+    for report in reports.glob("junit-*.xml"):
         for case in ET.parse(report).getroot().iter("testcase"):
             lane = _lane(f"{case.get('classname', '')}::{case.get('name', '')}")
             if lane:
                 lanes[lane] = lanes.get(lane, 0.0) + float(case.get("time", 0))
-        for lane, seconds in sorted(lanes.items()):
-            lane_budget = 45 if lane.startswith("The real-stack lane") else None
-            found.append(Figure(f"{lane}, summed over the workers", seconds, lane_budget))
+    shutil.rmtree(reports, ignore_errors=True)
+    output = result.stdout + result.stderr
+    return MakeTestRun(result.returncode == 0, wall, cpu, output, lanes)
+
+
+def make_test(where: Path, what: str, budget: float) -> list[Figure]:
+    """Run `make test` in `where`; the whole, and its lanes from the JUnit reports."""
+    run = run_make_test(where)
+    if not run.passed:
+        print(run.output[-6000:])
+        raise SystemExit(f"`make test` failed in {where}")
+    found = [Figure(what, run.wall, budget, run.floor)]
+    for lane, seconds in sorted(run.lanes.items()):
+        lane_budget = 45 if lane.startswith("The real-stack lane") else None
+        found.append(Figure(f"{lane}, summed over the workers", seconds, lane_budget))
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 
@@ -14,6 +15,18 @@ from tests.harness import ExampleError
 from tests.sitebuild import build_site, skip_while_links_are_broken
 
 pytest_plugins = ["tests.postgres_fixtures", "tests.http_fixtures"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """With JUNIT_DIR set, each pytest run of `make test` writes its own JUnit report there.
+
+    `make bench` and `make test-loaded` read them all; one `--junitxml` path
+    in PYTEST_ADDOPTS would be overwritten by the next run of the same make.
+    """
+    folder = os.environ.get("JUNIT_DIR")
+    if folder and not config.option.xmlpath and not hasattr(config, "workerinput"):
+        config.option.xmlpath = str(Path(folder) / f"junit-{os.getpid()}.xml")
 
 
 @pytest.fixture(

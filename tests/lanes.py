@@ -190,9 +190,10 @@ def main() -> int:
         prepare(lane)
 
     ordered = sorted(found, key=lambda v: tuple(int(part) for part in v.split(".")))
-    # PYTEST_ADDOPTS is the main run's (`make bench` points it at the main
-    # run's JUnit report, which a lane would overwrite).
+    # PYTEST_ADDOPTS and JUNIT_DIR are the main run's: the lanes' time is
+    # reported by this command, not counted in the main run's lanes.
     env = {**os.environ, "PYTHON_LANES": " ".join(ordered), "PYTEST_ADDOPTS": ""}
+    env.pop("JUNIT_DIR", None)
     started = time.monotonic()
     failed = False
     with tempfile.TemporaryDirectory(prefix="lanes-") as logs:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import figures
+from tests import bench, figures
 from tests.harness import ROOT
 
 
@@ -39,7 +38,7 @@ def main() -> int:
     busy = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(options.busy)
     ]
-    results: list[tuple[bool, float, str]] = []
+    results: list[bench.MakeTestRun] = []
     clone = Path(tempfile.mkdtemp()) / "clone"
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -47,17 +46,13 @@ def main() -> int:
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         for number in range(1, options.runs + 1):
-            started = time.perf_counter()
-            run = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
-            seconds = time.perf_counter() - started
-            lines = [line for line in run.stdout.splitlines() if line.strip()]
-            summary = next(
-                (line for line in reversed(lines) if re.search(r" in [\d.]+s", line)), ""
-            )
-            results.append((run.returncode == 0, seconds, summary.strip("= ")))
-            state = "pass" if run.returncode == 0 else "FAIL"
-            print(f"run {number}/{options.runs}: {state} in {seconds:.0f} s: {summary}", flush=True)
-            if run.returncode != 0:
+            run = bench.run_make_test(clone)
+            results.append(run)
+            state = "pass" if run.passed else "FAIL"
+            print(f"run {number}/{options.runs}: {state} in {run.wall:.0f} s ({run.floor})")
+            print("\n".join(f"    {summary}" for summary in run.summaries), flush=True)
+            if not run.passed:
+                lines = run.output.splitlines()
                 failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
                 print("\n".join(failed or lines[-40:]), flush=True)
     finally:
@@ -66,10 +61,14 @@ def main() -> int:
             process.wait()
         shutil.rmtree(clone.parent, ignore_errors=True)
 
-    passed = sum(ok for ok, _, _ in results)
+    passed = sum(run.passed for run in results)
+    stack = "The real-stack lane"
     rows = "\n".join(
-        f"| {n} | {'passed' if ok else '**failed**'} | {seconds:.0f} s | {summary} |"
-        for n, (ok, seconds, summary) in enumerate(results, start=1)
+        f"| {n} | {'passed' if run.passed else '**failed**'} | {run.wall:.0f} s | "
+        f"{run.cpu:.0f} s | "
+        + next((f"{s:.0f} s" for lane, s in run.lanes.items() if lane.startswith(stack)), "")
+        + f" | {'<br>'.join(run.summaries)} |"
+        for n, run in enumerate(results, start=1)
     )
     figures.write_section(
         figures.TESTING_PAGE,
@@ -77,7 +76,8 @@ def main() -> int:
         f"Run by `make test-loaded` on {time.strftime('%Y-%m-%d')} at commit {commit}, Python "
         f"{platform.python_version()}, {os.cpu_count()} cores, {options.busy} busy "
         f"processes: {passed} of {len(results)} runs passed.\n\n"
-        "| Run | Verdict | Wall time | pytest's summary |\n|----:|---|---:|---|\n" + rows,
+        "| Run | Verdict | Wall time | CPU time | Real-stack lane | pytest's summaries |\n"
+        "|----:|---|---:|---:|---:|---|\n" + rows,
     )
     print(f"{passed}/{len(results)} runs passed with {options.busy} busy processes")
     return 0 if passed == len(results) else 1
