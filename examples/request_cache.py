@@ -55,11 +55,12 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, MutableMapping
 from contextlib import asynccontextmanager
 from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar, cast
+from types import MethodType
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import anyio
 import anyio.lowlevel
@@ -77,7 +78,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 # A cached function and its typed, bound arguments.
 _Key = tuple[Any, ...]
-Scope = dict[str, Any]  # an ASGI connection scope
+# ASGI's types, spelled as Starlette spells them, so that the middleware fits
+# `Middleware(...)` and `app.add_middleware(...)` for a type checker too.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +191,10 @@ class RequestScopeMiddleware:
     message it sends (see the 2.5 page).
     """
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -203,6 +210,12 @@ class RequestCached(Generic[P, T]):
     `invalidate_all()` forgets every value of this function there. A call
     still running when it is invalidated ends normally for the callers
     already waiting; the next caller starts a new run once it has ended.
+
+    On a method, the instance is one of the arguments: `repo.user(1)` and
+    `other_repo.user(1)` are different calls, and the instance must be
+    hashable (objects are, by identity, unless they define `__eq__`).
+    `invalidate` is then called on the class with the instance first:
+    `Repository.user.invalidate(repo, 1)`.
     """
 
     def __init__(self, function: Callable[P, Awaitable[T]]) -> None:
@@ -213,6 +226,16 @@ class RequestCached(Generic[P, T]):
         self.function = function
         self.signature = inspect.signature(function)
         functools.update_wrapper(self, function)
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> RequestCached[P, T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> Callable[..., Awaitable[T]]: ...
+    def __get__(
+        self, instance: object | None, owner: type[Any]
+    ) -> RequestCached[P, T] | Callable[..., Awaitable[T]]:
+        # Looked up on an instance, bind it like a function would be bound.
+        return self if instance is None else MethodType(self, instance)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         store = self._store()

@@ -234,12 +234,18 @@ def test_a_pattern_page_that_relates_to_no_other_says_so(tmp_path: Path) -> None
     ]
 
 
-def test_a_pattern_page_no_other_page_relates_to_fails_at_its_title(tmp_path: Path) -> None:
-    patterns = tmp_path / "patterns"
-    patterns.mkdir()
+@pytest.fixture
+def patterns(tmp_path: Path) -> Path:
+    """A copy of the site's pattern pages, to break."""
+    copy = tmp_path / "patterns"
+    copy.mkdir()
     for slug in pagecheck.PATTERN_PAGES.values():
-        (patterns / slug).write_text((DOCS / "patterns" / slug).read_text())
-    assert pagecheck.pattern_set_problems(patterns) == []
+        (copy / slug).write_text((DOCS / "patterns" / slug).read_text())
+    assert pagecheck.pattern_set_problems(copy) == []
+    return copy
+
+
+def test_a_pattern_page_no_other_page_relates_to_fails_at_its_title(patterns: Path) -> None:
     orphan = "per-request-deduplication.md"
     for page in patterns.glob("*.md"):
         kept = [line for line in page.read_text().splitlines() if f"]({orphan}" not in line]
@@ -250,11 +256,7 @@ def test_a_pattern_page_no_other_page_relates_to_fails_at_its_title(tmp_path: Pa
     ]
 
 
-def test_a_pattern_page_must_be_registered_under_its_number(tmp_path: Path) -> None:
-    patterns = tmp_path / "patterns"
-    patterns.mkdir()
-    for slug in pagecheck.PATTERN_PAGES.values():
-        (patterns / slug).write_text((DOCS / "patterns" / slug).read_text())
+def test_a_pattern_page_must_be_registered_under_its_number(patterns: Path) -> None:
     renumbered = patterns / "authenticate-actions.md"
     renumbered.write_text(renumbered.read_text().replace("# 2.1 ", "# 2.2 ", 1))
     (patterns / "unlisted.md").write_text((SAMPLES / "good_pattern.md").read_text())

@@ -63,6 +63,31 @@ async def test_concurrent_calls_share_one_query(db: Database) -> None:
     assert timeline.total_ms == 100
 
 
+class Repository:
+    """A method that is request_cached: the instance is part of the key."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @request_cached
+    async def user(self, user_id: int) -> User | None:
+        return await self.db.get_user(user_id)
+
+
+async def test_a_cached_method_is_bound_and_keyed_by_its_instance(db: Database) -> None:
+    first, second = Repository(db), Repository(db)
+    async with request_scope():
+        async with anyio.create_task_group() as tg:
+            for repo in (first, first, second):
+                tg.start_soon(repo.user, 1)
+        assert db.queries == ["db.get_user(1)", "db.get_user(1)"]  # one per instance
+        assert (await first.user(1)) is (await first.user(1))
+        Repository.user.invalidate(first, 1)
+        await first.user(1)
+    assert db.queries == ["db.get_user(1)"] * 3
+    assert Repository.__dict__["user"] is Repository.user  # looked up on the class: itself
+
+
 async def test_later_calls_get_the_stored_result(db: Database) -> None:
     get_user = cached_get_user(db)
     async with request_scope():
