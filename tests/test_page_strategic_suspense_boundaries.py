@@ -4,7 +4,7 @@
   sent, when the page was complete) equals what `SendRecorder` printed for
   the block the row names in backquotes.
 - The second table (fetches and placeholders of the sales table and
-  summary) equals the block's timelines and recorded chunks.
+  summary) equals the lines the block printed.
 - The short answer's table equals the before and after blocks' lines.
 - The article block shows what the page says: awaited, a missing article
   is a 404; streamed, it is a 200.
@@ -27,7 +27,6 @@ SHARED = "Two boundaries and two fetches, or one of each"
 # "  200 ms    95 bytes  <template ...": a chunk the app sent.
 _CHUNK = re.compile(r"^(?P<ms>\d+) ms\s+(?P<bytes>\d+) bytes\s+(?P<text>.*)$")
 _FIGURES = re.compile(r"^first byte (?P<first>\d+) ms, last part (?P<last>\d+) ms$")
-_TIMELINE_LINE = re.compile(r"^(?P<label>\S+)\s+[█░ ]+\s+\d+ →\s+\d+ ms")
 
 
 @dataclass(frozen=True)
@@ -78,17 +77,6 @@ def responses(title: str) -> list[Response]:
     return found
 
 
-def timelines(title: str) -> list[list[str]]:
-    """The labels of each timeline the block printed, in order."""
-    found: list[list[str]] = [[]]
-    for line in recorded_lines(title):
-        if bar := _TIMELINE_LINE.match(line):
-            found[-1].append(bar["label"])
-        elif line.startswith("total "):
-            found.append([])
-    return [labels for labels in found if labels]
-
-
 def ms(values: tuple[int, ...]) -> str:
     """`(100, 200)` as the table writes it: `100, 200 ms`."""
     return ", ".join(str(value) for value in dict.fromkeys(values)) + " ms"
@@ -118,24 +106,16 @@ def test_the_shared_fetch_table_is_what_the_block_recorded() -> None:
     rows = table_rows(section(PAGE, "## Performance"))
     start = rows.index(next(r for r in rows if r[0] == "Sales table and summary"))
     stated = {row[0]: tuple(row[1:]) for row in rows[start + 1 :]}
-    (two, one), (two_fetches, one_fetch) = responses(SHARED), timelines(SHARED)
+    line = re.compile(r"^(.+): fetches (\d+), placeholders (\d+), complete (\d+) ms$")
+    found = [match.groups() for text in recorded_lines(SHARED) if (match := line.match(text))]
     actual = {
-        "Two boundaries": (
-            str(two_fetches.count("widget(sales)")),
-            str(two.parts),
-            f"{two.complete_ms} ms",
-        ),
-        "One boundary": (
-            str(one_fetch.count("widget(sales)")),
-            str(one.parts),
-            f"{one.complete_ms} ms",
-        ),
+        name.capitalize(): (fetches, filled, f"{ms} ms") for name, fetches, filled, ms in found
     }
     assert stated == actual, (
         f"{PAGE.name}: the sales table and summary rows say {stated}, the block "
         f'"{SHARED}" recorded {actual}'
     )
-    assert two_fetches.count("widget(sales)") > one_fetch.count("widget(sales)")
+    assert int(actual["Two boundaries"][0]) > int(actual["One boundary"][0])
 
 
 def test_the_short_answer_table_is_what_the_blocks_printed() -> None:
