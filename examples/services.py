@@ -86,6 +86,8 @@ LATENCY_MS: dict[str, int] = {
     "db.create_post": 20,
     # 2.1 Authenticate actions like API routes
     "db.update_post": 20,
+    # 1.3 Strategic streaming boundaries
+    "activity": 150,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -98,6 +100,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "db.create_post": ("validate_title", "validate_content", "validate_image"),
     # Renaming a post needs the session, the row (its author) and the new title.
     "db.update_post": ("auth", "db.get_post", "validate_title"),
+    # 1.3: a user's activity is looked up by the user the page loaded.
+    "activity": ("user",),
 }
 
 
@@ -321,6 +325,11 @@ async def fetch_content() -> str:
 
 async def fetch_widget(name: str) -> dict[str, str]:
     return await simulate("widget", f"widget({name})", lambda: {"widget": name})
+
+
+async def fetch_activity(user_id: int) -> list[str]:
+    """A user's recent activity (page 1.3)."""
+    return await simulate("activity", f"activity({user_id})", lambda: [f"user {user_id} signed in"])
 
 
 async def read_post_file(slug: str) -> str:

@@ -15,6 +15,13 @@ script in the shell swaps the part in for its placeholder:
     )
 
 - Every part starts at once; the response ends when the last part is sent.
+  Parts are sent in the order they become ready, not the order they are
+  listed in.
+- A part may be nested in another: `StreamedPart(..., inside="dashboard")`
+  has its placeholder in the HTML of the part `dashboard` instead of the
+  shell. It still starts at once, but it is sent only after that part, and
+  not at all if that part's HTML (its fallback, say) has no placeholder for
+  it.
 - A part that raises an `Exception`, or takes longer than its `deadline`,
   sends its `fallback` instead, so the response completes. A
   BaseException that is not an Exception (KeyboardInterrupt, SystemExit)
@@ -98,6 +105,9 @@ class StreamedPart:
     render: Render
     fallback: str  # HTML sent instead when the part fails or is too slow
     deadline: float | None = None  # seconds; None waits as long as it takes
+    # The id of the part whose HTML holds this part's placeholder; None: the
+    # placeholder is in the shell.
+    inside: str | None = None
 
     def __post_init__(self) -> None:
         if not PART_ID.fullmatch(self.id):
@@ -113,12 +123,22 @@ class StreamedPage:
     """An ASGI app: the shell at once, then each part when it is ready."""
 
     def __init__(self, shell: str, *parts: StreamedPart) -> None:
+        listed: set[str] = set()
         for part in parts:
-            if f'id="{part.id}"' not in shell:
+            if part.inside is None and f'id="{part.id}"' not in shell:
                 raise ValueError(
                     f"part {part.id!r} has no placeholder: put an element "
                     f'with id="{part.id}" in the shell'
                 )
+            if part.inside is not None and part.inside not in listed:
+                # Listing the outer part first also rules out a cycle.
+                raise ValueError(
+                    f"part {part.id!r} is inside {part.inside!r}, which is not "
+                    "listed before it: list the outer part first"
+                )
+            if part.id in listed:
+                raise ValueError(f"two parts have the id {part.id!r}")
+            listed.add(part.id)
         self.shell = shell
         self.parts = parts
 
@@ -166,22 +186,68 @@ class StreamedPage:
             raise error
 
     async def _respond(self, tg: TaskGroup, send: Send) -> None:
-        streams = anyio.create_memory_object_stream[str](len(self.parts))
+        streams = anyio.create_memory_object_stream[Ready](len(self.parts))
         ready_out, ready_in = streams
         async with ready_out:
             for part in self.parts:
                 tg.start_soon(_render_part, part, ready_out.clone())
         await _send_start(send, 200, HTML_HEADERS)
         await _send_body(send, self.shell + FILL_SCRIPT)
+        # The HTML each part sent (None: dropped, its placeholder was
+        # missing), and the nested parts ready before their outer part.
+        sent: dict[str, str | None] = {}
+        waiting: dict[str, list[Ready]] = {}
         async with ready_in:
-            async for chunk in ready_in:
-                await _send_body(send, chunk)
+            async for ready in ready_in:
+                outer = ready.part.inside
+                if outer is not None and outer not in sent:
+                    waiting.setdefault(outer, []).append(ready)
+                    continue
+                await self._send_part(send, ready, sent, waiting)
         await _send_body(send, "", more_body=False)
+
+    async def _send_part(
+        self,
+        send: Send,
+        ready: Ready,
+        sent: dict[str, str | None],
+        waiting: dict[str, list[Ready]],
+    ) -> None:
+        """Send a part whose placeholder is on the page, then its nested parts."""
+        part, outer = ready.part, ready.part.inside
+        outer_html = None if outer is None else sent[outer]
+        if outer is None or (outer_html is not None and f'id="{part.id}"' in outer_html):
+            # The id needs no escaping: StreamedPart accepts only safe ones.
+            chunk = (
+                f'<template id="{part.id}-ready">{ready.html}</template>'
+                f'<script>fillPart("{part.id}")</script>'
+            )
+            await _send_body(send, chunk)
+            sent[part.id] = ready.html
+        else:
+            # Filling a placeholder that is not there would fail in the
+            # browser: drop the part, and the parts nested in it.
+            logger.warning(
+                "part %r dropped: part %r sent no placeholder for it",
+                part.id,
+                outer,
+            )
+            sent[part.id] = None
+        for nested in waiting.pop(part.id, []):
+            await self._send_part(send, nested, sent, waiting)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A part's HTML (or its fallback), ready to be sent."""
+
+    part: StreamedPart
+    html: str
 
 
 async def _render_part(
     part: StreamedPart,
-    ready: ObjectSendStream[str],
+    ready: ObjectSendStream[Ready],
 ) -> None:
     """Render one part, or its fallback, and hand it to the response."""
     async with ready:
@@ -194,14 +260,9 @@ async def _render_part(
                 # After the headers there is no error page to send: log the
                 # failure with its traceback and keep the page whole.
                 logger.exception("part %r failed; sent its fallback", part.id)
-        # The id needs no escaping: StreamedPart accepts only safe ones.
-        chunk = (
-            f'<template id="{part.id}-ready">{rendered}</template>'
-            f'<script>fillPart("{part.id}")</script>'
-        )
         # The stream is closed if the response ended before this part.
         with contextlib.suppress(anyio.BrokenResourceError):
-            await ready.send(chunk)
+            await ready.send(Ready(part, rendered))
 
 
 async def _cancel_on_disconnect(

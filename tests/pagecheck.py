@@ -26,6 +26,7 @@ from tests.harness import DOCS, relative
 PATTERN_PAGES = {
     "1.1": "prevent-waterfall-chains.md",
     "1.2": "parallelize-independent-operations.md",
+    "1.3": "strategic-suspense-boundaries.md",
     "2.1": "authenticate-actions.md",
     "2.4": "parallel-data-fetching.md",
     "2.5": "per-request-deduplication.md",
