@@ -82,6 +82,7 @@ async def test_shutdown_cancels_what_outlives_the_deadline(
             raise
         ended.append(name)
 
+    tasks_before = {task.id for task in anyio.get_running_tasks()}
     started = anyio.current_time()
     with caplog.at_level(logging.WARNING, logger="after_response"):
         async with AfterResponse(drain_seconds=0.3) as after:
@@ -93,6 +94,8 @@ async def test_shutdown_cancels_what_outlives_the_deadline(
     assert cancelled == ["slow"]
     assert after.cancelled == [Job("slow", {"request_id": "r-2"})]
     assert after.running == []
+    # No task of the runner is left running after the block.
+    assert {task.id for task in anyio.get_running_tasks()} == tasks_before
     assert [r.getMessage() for r in caplog.records] == [
         "work after the response cancelled at shutdown: slow (request_id=r-2)"
     ]
