@@ -88,6 +88,10 @@ LATENCY_MS: dict[str, int] = {
     "db.update_post": 20,
     # 1.3 Strategic streaming boundaries
     "activity": 150,
+    # 2.6 Work after the response: side effects the response does not need
+    "audit_record": 30,
+    "analytics_event": 100,
+    "email": 200,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -102,6 +106,10 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "db.update_post": ("auth", "db.get_post", "validate_title"),
     # 1.3: a user's activity is looked up by the user the page loaded.
     "activity": ("user",),
+    # A side effect of a profile update reports a change that has been made.
+    "audit_record": ("db.update_profile",),
+    "analytics_event": ("db.update_profile",),
+    "email": ("db.update_profile",),
 }
 
 
@@ -341,6 +349,24 @@ async def read_post_file(slug: str) -> str:
         return POST_FILES[slug]
 
     return await simulate("post_file", f"post_file({slug})", read)
+
+
+# --- 2.6 Side effects of a change: nothing in the response depends on them ----------
+
+
+async def write_audit_record(user_id: int, action: str) -> None:
+    """Record who changed what (an audit trail)."""
+    await simulate("audit_record", f"audit_record({user_id})", lambda: None)
+
+
+async def track_event(user_id: int, event: str) -> None:
+    """Send an analytics event."""
+    await simulate("analytics_event", f"analytics_event({user_id})", lambda: None)
+
+
+async def send_email(user_id: int, subject: str) -> None:
+    """Send the user an e-mail (a confirmation, a receipt)."""
+    await simulate("email", f"email({user_id})", lambda: None)
 
 
 # --- Validation -----------------------------------------------------------------

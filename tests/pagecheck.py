@@ -30,6 +30,7 @@ PATTERN_PAGES = {
     "2.1": "authenticate-actions.md",
     "2.4": "parallel-data-fetching.md",
     "2.5": "per-request-deduplication.md",
+    "2.6": "use-after-non-blocking.md",
 }
 
 PYTHON_INFO = {"python", "py"}

@@ -43,6 +43,9 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "url": "https://img.example/a.png",
     "name": "stats",
     "slug": "hello-world",
+    "action": "profile updated",
+    "event": "profile_updated",
+    "subject": "Your profile was updated",
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}

@@ -70,6 +70,30 @@ SMOKE = {
         """,
         "True True 0",
     ),
+    "after_response.py": (
+        """
+        import anyio
+        from after_response import AfterResponse
+
+        ended = []
+
+
+        async def audit(user_id: int) -> None:
+            await anyio.sleep(0.01)
+            ended.append(user_id)
+
+
+        async def main() -> None:
+            async with AfterResponse(drain_seconds=1) as after:
+                after.start(audit, 1, context={"path": "/orders"})
+                print(len(ended), end=" ")
+            print(len(ended), after.finished, after.cancelled)
+
+
+        anyio.run(main)
+        """,
+        "0 1 1 []",
+    ),
     "request_cache.py": (
         """
         import anyio

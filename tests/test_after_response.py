@@ -1,0 +1,184 @@
+"""`examples.after_response`: failures logged with context, drain and cancel at shutdown."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from examples.after_response import AfterResponse, Job
+
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def now_ms(started: float) -> int:
+    return round((anyio.current_time() - started) * 1000)
+
+
+async def test_start_returns_at_once_and_the_job_runs_after() -> None:
+    ended: list[int] = []
+    started = anyio.current_time()
+
+    async def audit(user_id: int) -> None:
+        await anyio.sleep(0.2)
+        ended.append(user_id)
+
+    async with AfterResponse(drain_seconds=1) as after:
+        job = after.start(audit, 7, context={"path": "/orders"})
+        assert job == Job("audit", {"path": "/orders"})
+        assert now_ms(started) == 0  # start() did not wait
+        assert after.running == [job]
+        assert ended == []
+    # Leaving the block drained it: the job ran to its end.
+    assert ended == [7]
+    assert now_ms(started) == 200
+    assert (after.finished, after.failed, after.cancelled, after.running) == (1, 0, [], [])
+
+
+async def test_a_failure_is_logged_with_the_request_context_and_spares_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ended: list[str] = []
+
+    async def broken() -> None:
+        await anyio.sleep(0.05)
+        raise ValueError("mail server said no")
+
+    async def slow() -> None:
+        await anyio.sleep(0.1)
+        ended.append("slow")
+
+    with caplog.at_level(logging.ERROR, logger="after_response"):
+        async with AfterResponse(drain_seconds=1) as after:
+            after.start(broken, context={"request_id": "r-1", "path": "/orders"})
+            after.start(slow, context={"request_id": "r-1"})
+    assert ended == ["slow"]  # the failure cancelled nothing
+    assert (after.finished, after.failed) == (1, 1)
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "work after the response failed: broken (request_id=r-1, path=/orders)"
+    )
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    assert record.__dict__["job_context"] == {"request_id": "r-1", "path": "/orders"}
+
+
+async def test_shutdown_cancels_what_outlives_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ended: list[str] = []
+    cancelled: list[str] = []
+
+    async def work(name: str, seconds: float) -> None:
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(name)
+            raise
+        ended.append(name)
+
+    tasks_before = {task.id for task in anyio.get_running_tasks()}
+    started = anyio.current_time()
+    with caplog.at_level(logging.WARNING, logger="after_response"):
+        async with AfterResponse(drain_seconds=0.3) as after:
+            after.start(work, "quick", 0.1, name="quick", context={"request_id": "r-1"})
+            after.start(work, "slow", 5.0, name="slow", context={"request_id": "r-2"})
+    # The block ended at the deadline, not when the slow job would have.
+    assert now_ms(started) == 300
+    assert ended == ["quick"]
+    assert cancelled == ["slow"]
+    assert after.cancelled == [Job("slow", {"request_id": "r-2"})]
+    assert after.running == []
+    # No task of the runner is left running after the block.
+    assert {task.id for task in anyio.get_running_tasks()} == tasks_before
+    assert [r.getMessage() for r in caplog.records] == [
+        "work after the response cancelled at shutdown: slow (request_id=r-2)"
+    ]
+
+
+async def test_shutdown_with_nothing_running_does_not_wait() -> None:
+    started = anyio.current_time()
+    async with AfterResponse(drain_seconds=10):
+        pass
+    assert now_ms(started) == 0
+
+
+async def test_an_error_in_the_lifespan_cancels_at_once() -> None:
+    cancelled: list[str] = []
+
+    async def work() -> None:
+        try:
+            await anyio.sleep(5)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append("work")
+            raise
+
+    started = anyio.current_time()
+    with pytest.raises(KeyError):
+        async with AfterResponse(drain_seconds=10) as after:
+            after.start(work)
+            await anyio.sleep(0.05)
+            raise KeyError("startup failed")
+    # No drain on an error: the job is cancelled at once and listed.
+    assert now_ms(started) == 50
+    assert cancelled == ["work"]
+    assert after.cancelled == [Job("work")]
+
+
+async def test_the_caller_cancelled_while_draining_cancels_the_jobs() -> None:
+    cancelled: list[str] = []
+
+    async def work() -> None:
+        try:
+            await anyio.sleep(5)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append("work")
+            raise
+
+    started = anyio.current_time()
+    with anyio.move_on_after(0.1):
+        async with AfterResponse(drain_seconds=10) as after:
+            after.start(work)
+    # Cancelled while draining: nothing runs on after the block.
+    assert now_ms(started) == 100
+    assert cancelled == ["work"]
+    assert after.running == []
+
+
+async def test_start_refuses_before_and_after_the_block() -> None:
+    after = AfterResponse(drain_seconds=1)
+
+    async def work() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    with pytest.raises(RuntimeError, match="not open"):
+        after.start(work)
+    async with after:
+        after.start(work)
+    with pytest.raises(RuntimeError, match="not open"):
+        after.start(work)
+    assert after.finished == 1
+
+
+async def test_a_job_sees_the_context_variables_of_the_request_that_started_it() -> None:
+    seen: list[str] = []
+
+    async def job() -> None:
+        await anyio.sleep(0.01)
+        seen.append(REQUEST_ID.get())
+
+    async def handler(after: AfterResponse, request_id: str) -> None:
+        REQUEST_ID.set(request_id)
+        after.start(job)
+
+    async with AfterResponse(drain_seconds=1) as after:
+        # Each "request" runs in its own task, as a server runs it.
+        async with anyio.create_task_group() as requests:
+            requests.start_soon(handler, after, "r-1")
+            requests.start_soon(handler, after, "r-2")
+    assert sorted(seen) == ["r-1", "r-2"]
