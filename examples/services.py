@@ -86,6 +86,11 @@ LATENCY_MS: dict[str, int] = {
     "db.create_post": 20,
     # 2.1 Authenticate actions like API routes
     "db.update_post": 20,
+    # P1 Results as they arrive: three suppliers quote a price, each quote is saved
+    "quote.acme": 300,
+    "quote.globex": 200,
+    "quote.initech": 100,
+    "db.save_quote": 50,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -334,6 +339,37 @@ async def read_post_file(slug: str) -> str:
     return await simulate("post_file", f"post_file({slug})", read)
 
 
+# --- Price quotes (P1 Results as they arrive) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A supplier's price for an item, in cents."""
+
+    supplier: str
+    item_id: int
+    price: int
+
+
+QUOTE_PRICES = {"acme": 1890, "globex": 1950, "initech": 2040}
+
+
+def _quote(supplier: str, item_id: int) -> Callable[[], Quote]:
+    return lambda: Quote(supplier, item_id, QUOTE_PRICES[supplier] + item_id)
+
+
+async def quote_acme(item_id: int) -> Quote:
+    return await simulate("quote.acme", f"acme({item_id})", _quote("acme", item_id))
+
+
+async def quote_globex(item_id: int) -> Quote:
+    return await simulate("quote.globex", f"globex({item_id})", _quote("globex", item_id))
+
+
+async def quote_initech(item_id: int) -> Quote:
+    return await simulate("quote.initech", f"initech({item_id})", _quote("initech", item_id))
+
+
 # --- Validation -----------------------------------------------------------------
 
 
@@ -448,6 +484,13 @@ class _Queries:
             "db.update_post",
             f"db.update_post({post_id})",
             lambda: self._record(Write("posts", post_id, dict(values))),
+        )
+
+    async def save_quote(self, quote: Quote) -> None:
+        await self._query(
+            "db.save_quote",
+            f"db.save_quote({quote.supplier})",
+            lambda: self._record(Write("quotes", quote.item_id, {quote.supplier: quote.price})),
         )
 
     async def create_post(self, values: Mapping[str, Any]) -> int:

@@ -43,6 +43,7 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "url": "https://img.example/a.png",
     "name": "stats",
     "slug": "hello-world",
+    "quote": services.Quote("acme", 7, 1897),
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}
