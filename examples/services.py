@@ -182,17 +182,26 @@ def stall(*services: str) -> AbstractContextManager[None]:
 # --- The one place where simulated time passes --------------------------------
 
 
-async def simulate(service: str, label: str, result: Callable[[], T]) -> T:
+async def simulate(
+    service: str,
+    label: str,
+    result: Callable[[], T],
+    needs: tuple[str, ...] | None = None,
+) -> T:
     """Take the service's latency, record the span, then return `result()`.
 
     `result` runs after the latency, like a response arriving; it may raise
-    (a rejected token, an invalid field).
+    (a rejected token, an invalid field). `needs` names the services this one
+    call waits for when that depends on its arguments (a quote's save needs
+    that supplier's quote); by default, the service's entry in `NEEDS`.
     """
     latency = LATENCY_MS[service]  # KeyError here means: add it to the table
     number = faults.calls_made
     faults.calls_made += 1
     timeline = current_timeline()
-    span = timeline.begin(label, service, NEEDS.get(service, ())) if timeline else None
+    if needs is None:
+        needs = NEEDS.get(service, ())
+    span = timeline.begin(label, service, needs) if timeline else None
     outcome = "ok"
     try:
         if service in faults.stalled or number == faults.stall_call_number:
@@ -426,7 +435,13 @@ class Write:
 class _Queries:
     """The queries both a Database and a single Connection can run."""
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         raise NotImplementedError
 
     async def get_user(self, user_id: int) -> User | None:
@@ -491,6 +506,7 @@ class _Queries:
             "db.save_quote",
             f"db.save_quote({quote.supplier})",
             lambda: self._record(Write("quotes", quote.item_id, {quote.supplier: quote.price})),
+            needs=(f"quote.{quote.supplier}",),  # this supplier's quote, not the others'
         )
 
     async def create_post(self, values: Mapping[str, Any]) -> int:
@@ -525,9 +541,15 @@ class Database(_Queries):
         async with self._pool:
             yield Connection(self)
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         async with self.connection() as conn:
-            return await conn._query(name, label, result)
+            return await conn._query(name, label, result, needs)
 
     def _record(self, write: Write) -> Write:
         self.writes.append(write)
@@ -541,7 +563,13 @@ class Connection(_Queries):
         self._database = database
         self._busy_with: str | None = None
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         if self._busy_with is not None:
             raise InterfaceError(
                 f"cannot run {label}: another operation ({self._busy_with}) is in progress"
@@ -549,7 +577,7 @@ class Connection(_Queries):
         self._busy_with = label
         try:
             self._database.queries.append(label)
-            return await simulate(name, label, result)
+            return await simulate(name, label, result, needs)
         finally:
             self._busy_with = None
 
