@@ -4,6 +4,8 @@
   outputs of the blocks they name (found by `title="..."`).
 - Handling results as they arrive gives the same timeline in every tab, and
   the waterfall shapes (await in a loop, `anyio.amap()`) the same as each other.
+- The route over Uvicorn (a real run) answers in the shape the prose says,
+  never sooner than the slowest call or the budget it waited for.
 - The deadline's claims: `asyncio.wait(timeout=...)` cancelled nothing and
   the block outlived its deadline; the cancel scopes cancelled the slow call
   at the deadline and left nothing running; a failure while iterating cancels
@@ -20,12 +22,14 @@ import re
 
 import pytest
 
+from examples.services import LATENCY_MS
 from tests.harness import DOCS
 from tests.pagecheck import block_titled, section, table_rows
 
 PAGE = DOCS / "patterns" / "results-as-they-arrive.md"
 DEADLINE_MS = 250  # the deadline the page's deadline blocks use
 SUPPLIERS = {"acme", "globex", "initech"}
+ROUTE_BUDGET_MS = 400  # the routes' per-supplier budget
 
 
 def recorded(title: str) -> str:
@@ -170,3 +174,17 @@ def test_the_route_answers_at_its_budget_with_what_it_has() -> None:
     answers = re.findall(r"#> (\d{3}) at (\d+) ms, missing (\[.*?\])", source)
     assert answers == [("200", "300", "[]"), ("200", "400", "['acme', 'globex']")]
     assert "#> {'initech': 2047} False" in source
+
+
+def test_over_uvicorn_the_route_answers_no_sooner_than_its_calls_allow() -> None:
+    """A real run: no exact figure, but the shape the prose describes, above floors
+    taken from the latency table and the route's budget."""
+    source = recorded("partial_quotes_over_uvicorn.py")
+    answers = re.findall(r"#> (\d{3}) in (\d+) ms, missing (\[.*?\])", source)
+    assert [(status, missing) for status, _, missing in answers] == [
+        ("200", "[]"),
+        ("200", "['acme']"),
+    ], f"{PAGE.name}: the real-server block's recorded answers changed; re-record or fix it"
+    complete_ms, partial_ms = (int(ms) for _, ms, _ in answers)
+    assert complete_ms >= LATENCY_MS["quote.acme"]
+    assert partial_ms >= ROUTE_BUDGET_MS
