@@ -120,6 +120,25 @@ def test_the_deadline_rows_are_what_the_blocks_printed() -> None:
     assert rows[label] == [str(len(quotes)), f"{totals(title)[0]} ms"]
 
 
+def test_the_failure_and_route_rows_are_what_the_blocks_printed() -> None:
+    rows = performance()
+    for title in ("one_fails_asyncio.py", "one_fails_anyio.py"):
+        (saved,) = printed(title, r"#> saved: (\[.*?\])$")
+        label = f"One supplier fails while iterating (`{title}`)"
+        assert rows[label] == [str(len(ast.literal_eval(saved))), f"{totals(title)[0]} ms"]
+    source = recorded("partial_quotes_route.py")
+    answers = re.findall(r"#> 200 at (\d+) ms, missing .*\n.*\n\s*#> (\{.*?\}) ", source)
+    (full_ms, full), (partial_ms, partial) = answers
+    assert rows["FastAPI route, every supplier up (`partial_quotes_route.py`)"] == [
+        str(len(ast.literal_eval(full))),
+        f"{full_ms} ms",
+    ]
+    assert rows["FastAPI route, one supplier down, one hanging, 400 ms budget"] == [
+        str(len(ast.literal_eval(partial))),
+        f"{partial_ms} ms",
+    ]
+
+
 @pytest.mark.parametrize("title", ["as_arrived_async_for.py", "as_arrived_anyio.py"])
 def test_every_tab_handles_the_quotes_as_the_asyncio_one_does(title: str) -> None:
     assert timeline(title) == timeline("as_arrived_asyncio.py")
