@@ -92,6 +92,11 @@ LATENCY_MS: dict[str, int] = {
     "audit_record": 30,
     "analytics_event": 100,
     "email": 200,
+    # P1 Results as they arrive: three suppliers quote a price, each quote is saved
+    "quote.acme": 300,
+    "quote.globex": 200,
+    "quote.initech": 100,
+    "db.save_quote": 50,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -189,17 +194,26 @@ def stall(*services: str) -> AbstractContextManager[None]:
 # --- The one place where simulated time passes --------------------------------
 
 
-async def simulate(service: str, label: str, result: Callable[[], T]) -> T:
+async def simulate(
+    service: str,
+    label: str,
+    result: Callable[[], T],
+    needs: tuple[str, ...] | None = None,
+) -> T:
     """Take the service's latency, record the span, then return `result()`.
 
     `result` runs after the latency, like a response arriving; it may raise
-    (a rejected token, an invalid field).
+    (a rejected token, an invalid field). `needs` names the services this one
+    call waits for when that depends on its arguments (a quote's save needs
+    that supplier's quote); by default, the service's entry in `NEEDS`.
     """
     latency = LATENCY_MS[service]  # KeyError here means: add it to the table
     number = faults.calls_made
     faults.calls_made += 1
     timeline = current_timeline()
-    span = timeline.begin(label, service, NEEDS.get(service, ())) if timeline else None
+    if needs is None:
+        needs = NEEDS.get(service, ())
+    span = timeline.begin(label, service, needs) if timeline else None
     outcome = "ok"
     try:
         if service in faults.stalled or number == faults.stall_call_number:
@@ -369,6 +383,37 @@ async def send_email(user_id: int, subject: str) -> None:
     await simulate("email", f"email({user_id})", lambda: None)
 
 
+# --- Price quotes (P1 Results as they arrive) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A supplier's price for an item, in cents."""
+
+    supplier: str
+    item_id: int
+    price: int
+
+
+QUOTE_PRICES = {"acme": 1890, "globex": 1950, "initech": 2040}
+
+
+def _quote(supplier: str, item_id: int) -> Callable[[], Quote]:
+    return lambda: Quote(supplier, item_id, QUOTE_PRICES[supplier] + item_id)
+
+
+async def quote_acme(item_id: int) -> Quote:
+    return await simulate("quote.acme", f"acme({item_id})", _quote("acme", item_id))
+
+
+async def quote_globex(item_id: int) -> Quote:
+    return await simulate("quote.globex", f"globex({item_id})", _quote("globex", item_id))
+
+
+async def quote_initech(item_id: int) -> Quote:
+    return await simulate("quote.initech", f"initech({item_id})", _quote("initech", item_id))
+
+
 # --- Validation -----------------------------------------------------------------
 
 
@@ -425,7 +470,13 @@ class Write:
 class _Queries:
     """The queries both a Database and a single Connection can run."""
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         raise NotImplementedError
 
     async def get_user(self, user_id: int) -> User | None:
@@ -485,6 +536,14 @@ class _Queries:
             lambda: self._record(Write("posts", post_id, dict(values))),
         )
 
+    async def save_quote(self, quote: Quote) -> None:
+        await self._query(
+            "db.save_quote",
+            f"db.save_quote({quote.supplier})",
+            lambda: self._record(Write("quotes", quote.item_id, {quote.supplier: quote.price})),
+            needs=(f"quote.{quote.supplier}",),  # this supplier's quote, not the others'
+        )
+
     async def create_post(self, values: Mapping[str, Any]) -> int:
         return await self._query(
             "db.create_post",
@@ -517,9 +576,15 @@ class Database(_Queries):
         async with self._pool:
             yield Connection(self)
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         async with self.connection() as conn:
-            return await conn._query(name, label, result)
+            return await conn._query(name, label, result, needs)
 
     def _record(self, write: Write) -> Write:
         self.writes.append(write)
@@ -533,7 +598,13 @@ class Connection(_Queries):
         self._database = database
         self._busy_with: str | None = None
 
-    async def _query(self, name: str, label: str, result: Callable[[], T]) -> T:
+    async def _query(
+        self,
+        name: str,
+        label: str,
+        result: Callable[[], T],
+        needs: tuple[str, ...] | None = None,
+    ) -> T:
         if self._busy_with is not None:
             raise InterfaceError(
                 f"cannot run {label}: another operation ({self._busy_with}) is in progress"
@@ -541,7 +612,7 @@ class Connection(_Queries):
         self._busy_with = label
         try:
             self._database.queries.append(label)
-            return await simulate(name, label, result)
+            return await simulate(name, label, result, needs)
         finally:
             self._busy_with = None
 

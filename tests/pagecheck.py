@@ -31,6 +31,7 @@ PATTERN_PAGES = {
     "2.4": "parallel-data-fetching.md",
     "2.5": "per-request-deduplication.md",
     "2.6": "use-after-non-blocking.md",
+    "P1": "results-as-they-arrive.md",
 }
 
 PYTHON_INFO = {"python", "py"}

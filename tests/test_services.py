@@ -46,6 +46,7 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "action": "profile updated",
     "event": "profile_updated",
     "subject": "Your profile was updated",
+    "quote": services.Quote("acme", 7, 1897),
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}
