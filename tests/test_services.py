@@ -43,6 +43,8 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "url": "https://img.example/a.png",
     "name": "stats",
     "slug": "hello-world",
+    "product_id": 42,
+    "price_cents": 19900,
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}

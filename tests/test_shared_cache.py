@@ -1,0 +1,258 @@
+"""`examples.shared_cache`: one load per key across requests, on asyncio and Trio virtual clocks."""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+
+import anyio
+import pytest
+
+from examples.services import Database, Product, ServiceUnavailable, outage, stall
+from examples.shared_cache import CacheClosedError, SharedCache
+from examples.timeline import Timeline
+
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
+
+
+@pytest.fixture
+def db() -> Database:
+    return Database()
+
+
+def product_loader(db: Database, product_id: int = 42):
+    return lambda: db.get_product(product_id)
+
+
+async def test_concurrent_misses_share_one_load(db: Database) -> None:
+    cache: SharedCache[int, Product] = SharedCache(ttl=30)
+    prices: list[int] = []
+
+    async def request() -> None:
+        prices.append((await cache.get(42, product_loader(db))).price_cents)
+
+    with Timeline() as timeline:
+        async with cache, anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(request)
+    assert prices == [24900] * 50
+    assert db.queries == ["db.get_product(42)"]
+    assert cache.loads == 1
+    assert timeline.total_ms == 100
+
+
+async def test_a_fresh_value_is_served_without_a_query_until_exactly_ttl(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30) as cache:
+        await cache.get(42, product_loader(db))  # stored at 100 ms, expires at 30.1 s
+        await anyio.sleep(30 - 0.001)
+        with Timeline() as hit:
+            await cache.get(42, product_loader(db))
+        assert hit.total_ms == 0 and len(db.queries) == 1
+        await anyio.sleep(0.001)  # now exactly ttl after the load ended
+        await cache.get(42, product_loader(db))
+    assert db.queries == ["db.get_product(42)"] * 2
+
+
+async def test_time_monotonic_does_not_move_on_the_virtual_clock() -> None:
+    """Why the cache reads anyio.current_time(): a TTL on time.monotonic never expires here."""
+    loop_before, monotonic_before = anyio.current_time(), time.monotonic()
+    await anyio.sleep(60)
+    assert anyio.current_time() - loop_before == pytest.approx(60)
+    assert time.monotonic() - monotonic_before < 5
+
+
+async def test_different_keys_load_separately(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30) as cache:
+        first = await cache.get(42, product_loader(db, 42))
+        second = await cache.get(43, product_loader(db, 43))
+    assert (first.name, second.name) == ("Espresso machine", "Coffee grinder")
+    assert cache.loads == 2
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_load_for_the_others(db: Database) -> None:
+    results: dict[str, str] = {}
+
+    # Opened before the cache: a load records its span in the cache's context.
+    with Timeline() as timeline:
+        cache: SharedCache[int, Product] = SharedCache(ttl=30)
+
+        async def impatient() -> None:
+            with anyio.move_on_after(0.05):
+                results["impatient"] = (await cache.get(42, product_loader(db))).name
+            results.setdefault("impatient", "gave up")
+
+        async def patient(name: str) -> None:
+            await anyio.sleep(0.01)
+            results[name] = (await cache.get(42, product_loader(db))).name
+
+        async with cache, anyio.create_task_group() as tg:
+            tg.start_soon(impatient)
+            tg.start_soon(patient, "b")
+            tg.start_soon(patient, "c")
+    assert results == {"impatient": "gave up", "b": "Espresso machine", "c": "Espresso machine"}
+    assert [span.outcome for span in timeline.spans] == ["ok"]
+    assert timeline.total_ms == 100
+
+
+async def test_when_every_caller_leaves_the_load_finishes_and_is_stored(db: Database) -> None:
+    with Timeline() as timeline:
+        async with SharedCache[int, Product](ttl=30) as cache:
+            with anyio.move_on_after(0.03):
+                await cache.get(42, product_loader(db))
+            await anyio.sleep(0.1)  # the load ends at 100 ms, nobody waiting
+            started = anyio.current_time()
+            product = await cache.get(42, product_loader(db))
+            assert anyio.current_time() == started  # served from the store
+    assert product.price_cents == 24900
+    assert [span.outcome for span in timeline.spans] == ["ok"]
+    assert cache.loads == 1
+
+
+async def test_a_load_that_hangs_times_out_and_frees_its_key(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30, fill_timeout=1) as cache:
+        with stall("db.get_product"):
+            with pytest.raises(TimeoutError):
+                await cache.get(42, product_loader(db))
+        assert anyio.current_time() == pytest.approx(1, abs=0.01)
+        product = await cache.get(42, product_loader(db))
+    assert product.price_cents == 24900
+    assert cache.loads == 2
+
+
+async def test_a_failure_reaches_every_waiter_each_as_its_own_copy_and_is_not_kept(
+    db: Database,
+) -> None:
+    errors: list[BaseException] = []
+
+    async with SharedCache[int, Product](ttl=30) as cache:
+
+        async def request() -> None:
+            try:
+                await cache.get(42, product_loader(db))
+            except ServiceUnavailable as exc:
+                errors.append(exc)
+
+        with outage("db.get_product"):
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(request)
+        assert len(cache) == 0
+        retried = await cache.get(42, product_loader(db))
+    assert [str(error) for error in errors] == ["db.get_product: 503 Service Unavailable"] * 3
+    assert len({id(error) for error in errors}) == 3
+    causes = {id(error.__cause__) for error in errors}
+    assert len(causes) == 1 and None not in {error.__cause__ for error in errors}
+    assert retried.price_cents == 24900
+    assert db.queries == ["db.get_product(42)"] * 2
+
+
+async def test_error_ttl_keeps_a_failure_for_that_long(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30, error_ttl=5) as cache:
+        with outage("db.get_product"):
+            for _ in range(3):
+                with pytest.raises(ServiceUnavailable):
+                    await cache.get(42, product_loader(db))
+        assert db.queries == ["db.get_product(42)"]  # the error was replayed twice
+        await anyio.sleep(5)
+        product = await cache.get(42, product_loader(db))
+    assert product.price_cents == 24900
+    assert len(db.queries) == 2
+
+
+async def test_an_invalidate_during_a_load_keeps_its_stale_value_out(db: Database) -> None:
+    seen: dict[str, int] = {}
+
+    async with SharedCache[int, Product](ttl=30) as cache:
+
+        async def early_reader() -> None:  # its load starts before the write
+            seen["early"] = (await cache.get(42, product_loader(db))).price_cents
+
+        async def writer() -> None:
+            await anyio.sleep(0.01)
+            await db.update_price(42, 19900)
+            cache.invalidate(42)
+            seen["after write"] = (await cache.get(42, product_loader(db))).price_cents
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(early_reader)
+            tg.start_soon(writer)
+        seen["later"] = (await cache.get(42, product_loader(db))).price_cents
+    # The early reader asked before the write: it gets what its load read.
+    assert seen == {"early": 24900, "after write": 19900, "later": 19900}
+    assert cache.loads == 2
+
+
+async def test_invalidate_all_forgets_every_key(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30) as cache:
+        await cache.get(42, product_loader(db, 42))
+        await cache.get(43, product_loader(db, 43))
+        cache.invalidate_all()
+        assert len(cache) == 0
+        await cache.get(42, product_loader(db, 42))
+    assert cache.loads == 3
+
+
+async def test_the_least_recently_used_value_is_evicted_first(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30, max_entries=2) as cache:
+        for product_id in (1, 2):
+            await cache.get(product_id, product_loader(db, product_id))
+        await cache.get(1, product_loader(db, 1))  # 1 is now the most recently used
+        await cache.get(3, product_loader(db, 3))  # evicts 2
+        assert len(cache) == 2
+        await cache.get(1, product_loader(db, 1))
+        assert cache.loads == 3
+        await cache.get(2, product_loader(db, 2))
+    assert cache.loads == 4
+
+
+async def test_a_load_reads_the_caches_context_not_the_callers() -> None:
+    current_user: ContextVar[str] = ContextVar("current_user", default="nobody")
+    cache: SharedCache[str, str] = SharedCache(ttl=30)
+
+    async def greeting() -> str:
+        await anyio.sleep(0.01)
+        return f"hello {current_user.get()}"
+
+    async with cache:
+        current_user.set("ada")  # a request's own variable, set after the cache opened
+        assert await cache.get("greeting", greeting) == "hello nobody"
+
+
+async def test_get_outside_an_open_cache_raises() -> None:
+    cache: SharedCache[int, int] = SharedCache(ttl=1)
+
+    async def load() -> int:
+        return 1
+
+    with pytest.raises(CacheClosedError, match="async with cache"):
+        await cache.get(1, load)
+    async with cache:
+        with pytest.raises(RuntimeError, match="already open"):
+            await cache.__aenter__()
+    with pytest.raises(CacheClosedError):
+        await cache.get(1, load)
+
+
+async def test_closing_the_cache_cancels_its_loads_and_tells_the_waiters(db: Database) -> None:
+    errors: list[BaseException] = []
+    cache: SharedCache[int, Product] = SharedCache(ttl=30)
+
+    async def request() -> None:
+        try:
+            await cache.get(42, product_loader(db))
+        except CacheClosedError as exc:
+            errors.append(exc)
+
+    with Timeline() as timeline:
+        async with anyio.create_task_group() as tg:
+            async with cache:
+                tg.start_soon(request)
+                await anyio.sleep(0.05)
+    assert [str(error) for error in errors] == ["the SharedCache closed while loading 42"]
+    assert [span.outcome for span in timeline.spans] == ["cancelled"]
+
+
+def test_invalid_settings_are_refused() -> None:
+    for settings in ({"ttl": 0}, {"ttl": 1, "max_entries": 0}, {"ttl": 1, "error_ttl": -1}):
+        with pytest.raises(ValueError):
+            SharedCache(**settings)  # type: ignore[arg-type]
