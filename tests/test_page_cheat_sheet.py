@@ -17,6 +17,7 @@ CONSTRUCTS = [
     "React.cache(",
     "<Suspense>",
     "after(",
+    "new LRUCache(",
 ]
 
 
