@@ -53,6 +53,16 @@ async def test_a_fresh_value_is_served_without_a_query_until_exactly_ttl(db: Dat
     assert db.queries == ["db.get_product(42)"] * 2
 
 
+async def test_the_misses_after_an_expiry_share_one_load_too(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=1) as cache:
+        await cache.get(42, product_loader(db))
+        await anyio.sleep(1)  # expired
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(cache.get, 42, product_loader(db))
+    assert cache.loads == 2
+
+
 async def test_time_monotonic_does_not_move_on_the_virtual_clock() -> None:
     """Why the cache reads anyio.current_time(): a TTL on time.monotonic never expires here."""
     loop_before, monotonic_before = anyio.current_time(), time.monotonic()
