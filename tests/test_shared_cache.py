@@ -129,6 +129,18 @@ async def test_a_load_that_hangs_times_out_and_frees_its_key(db: Database) -> No
     assert cache.loads == 2
 
 
+async def test_a_load_that_waits_for_its_own_key_ends_at_fill_timeout() -> None:
+    cache: SharedCache[str, str] = SharedCache(ttl=30, fill_timeout=2)
+
+    async def load() -> str:
+        return await cache.get("self", load)  # joins its own fill: waits for itself
+
+    async with cache:
+        with pytest.raises(TimeoutError):
+            await cache.get("self", load)
+        assert anyio.current_time() == pytest.approx(2, abs=0.01)
+
+
 async def test_a_failure_reaches_every_waiter_each_as_its_own_copy_and_is_not_kept(
     db: Database,
 ) -> None:
