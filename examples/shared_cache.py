@@ -75,6 +75,7 @@ class _Fill(Generic[V]):
     done: anyio.Event = field(default_factory=anyio.Event)
     value: V | None = None
     error: BaseException | None = None
+    traceback: TracebackType | None = None  # the error's, as the load left it
 
 
 @dataclass(eq=False, slots=True)
@@ -83,6 +84,7 @@ class _Stored(Generic[V]):
 
     value: V | None
     error: BaseException | None
+    traceback: TracebackType | None
     expires_at: float  # on the event loop's clock
 
 
@@ -167,7 +169,7 @@ class SharedCache(Generic[K, V]):
             if anyio.current_time() < stored.expires_at:
                 self._stored.move_to_end(key)  # recently used: evicted last
                 logger.debug("hit %r", key)
-                return _outcome(stored.value, stored.error)
+                return _outcome(stored.value, stored.error, stored.traceback)
             del self._stored[key]
         fill = self._fills.get(key)
         if fill is None:
@@ -179,7 +181,7 @@ class SharedCache(Generic[K, V]):
         else:
             logger.debug("hit %r (in flight)", key)
         await fill.done.wait()
-        return _outcome(fill.value, fill.error)
+        return _outcome(fill.value, fill.error, fill.traceback)
 
     def invalidate(self, key: K) -> None:
         """Forget `key`'s value; a load in flight for it will not be stored.
@@ -210,6 +212,7 @@ class SharedCache(Generic[K, V]):
             fill.error.__cause__ = exc
             raise
         finally:
+            fill.traceback = None if fill.error is None else fill.error.__traceback__
             # Stored only if no invalidate() came while it ran: the key's
             # current fill is still this one (its generation).
             if self._fills.get(key) is fill:
@@ -224,32 +227,47 @@ class SharedCache(Generic[K, V]):
         if keep_for <= 0:
             return
         expires_at = anyio.current_time() + keep_for
-        self._stored[key] = _Stored(fill.value, fill.error, expires_at)
+        self._stored[key] = _Stored(fill.value, fill.error, fill.traceback, expires_at)
         self._stored.move_to_end(key)
         while len(self._stored) > self.max_entries:
             evicted, _ = self._stored.popitem(last=False)
             logger.debug("evicted %r", evicted)
 
 
-def _outcome(value: V | None, error: BaseException | None) -> V:
+def _outcome(value: V | None, error: BaseException | None, traceback: TracebackType | None) -> V:
     if error is not None:
-        raise _own_copy(error) from error
+        duplicate = _own_copy(error)
+        if duplicate is error:
+            # It could not be copied: every caller raises the one object, its
+            # traceback reset each time to the load's, so it does not grow.
+            raise error.with_traceback(traceback)
+        raise duplicate from error
     return cast(V, value)  # None only when the load returned None: V allows it
 
 
 def _own_copy(error: BaseException) -> BaseException:
-    """A copy of `error` for one caller, or `error` itself if it does not copy.
+    """A shallow copy of `error` for one caller, or `error` itself if it does not copy.
 
     Each caller raises its own object, so one caller's traceback and notes
-    do not pile up on another's.
+    do not pile up on another's. `copy.copy` rebuilds an exception by calling
+    its class with `args`, which fails for a class whose `__init__` takes
+    other arguments (httpx's `HTTPStatusError(message, request=, response=)`);
+    the second way skips `__init__` and copies the attributes.
     """
-    try:
-        duplicate = copy.copy(error)
-    except Exception:
-        return error
-    if type(duplicate) is not type(error) or str(duplicate) != str(error):
-        return error
-    notes = getattr(error, "__notes__", None)
-    if isinstance(notes, list):
-        duplicate.__notes__ = list(notes)  # copy.copy shares the list
+    for duplicate_of in (copy.copy, _copy_without_init):
+        try:
+            duplicate = duplicate_of(error)
+        except Exception:
+            continue
+        if type(duplicate) is type(error) and str(duplicate) == str(error):
+            notes = getattr(error, "__notes__", None)
+            if isinstance(notes, list):
+                duplicate.__notes__ = list(notes)  # a shallow copy shares the list
+            return duplicate
+    return error
+
+
+def _copy_without_init(error: BaseException) -> BaseException:
+    duplicate = type(error).__new__(type(error), *error.args)
+    duplicate.__dict__.update(vars(error))
     return duplicate

@@ -278,3 +278,64 @@ def test_invalid_settings_are_refused() -> None:
     for settings in ({"ttl": 0}, {"ttl": 1, "max_entries": 0}, {"ttl": 1, "error_ttl": -1}):
         with pytest.raises(ValueError):
             SharedCache(**settings)  # type: ignore[arg-type]
+
+
+class UpstreamError(Exception):
+    """Built like httpx.HTTPStatusError: its __init__ takes keyword-only arguments,
+    so copy.copy(), which calls the class with `args` alone, cannot rebuild it."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def test_an_error_that_copy_cannot_rebuild_still_reaches_each_caller_as_its_own() -> None:
+    import traceback
+
+    async def load() -> str:
+        raise UpstreamError("upstream answered 503", status=503)
+
+    caught: list[UpstreamError] = []
+    async with SharedCache[str, str](ttl=30, error_ttl=5) as cache:
+        for _ in range(3):
+            try:
+                await cache.get("config", load)
+            except UpstreamError as exc:
+                caught.append(exc)
+    assert len({id(error) for error in caught}) == 3
+    assert [error.status for error in caught] == [503] * 3
+    original = caught[0].__cause__
+    assert isinstance(original, UpstreamError) and original not in caught
+    assert all(error.__cause__ is original for error in caught)
+    # Every caller's traceback is as long as the first one's: nothing piles up.
+    assert len({len(traceback.extract_tb(error.__traceback__)) for error in caught}) == 1
+
+
+class Uncopyable(Exception):
+    """An exception neither copy.copy() nor a copy without __init__ can rebuild."""
+
+    def __new__(cls, *, code: int) -> Uncopyable:
+        return super().__new__(cls, f"code {code}")
+
+    def __init__(self, *, code: int) -> None:
+        super().__init__(f"code {code}")
+
+
+async def test_an_error_that_cannot_be_copied_is_raised_as_is_with_the_loads_traceback() -> None:
+    import traceback
+
+    async def load() -> str:
+        raise Uncopyable(code=7)
+
+    caught: list[Uncopyable] = []
+    lengths: list[int] = []
+    async with SharedCache[str, str](ttl=30, error_ttl=5) as cache:
+        for _ in range(3):
+            try:
+                await cache.get("config", load)
+            except Uncopyable as exc:
+                caught.append(exc)
+                lengths.append(len(traceback.extract_tb(exc.__traceback__)))
+    assert len({id(error) for error in caught}) == 1  # the one object
+    assert caught[0].__cause__ is not caught[0]
+    assert len(set(lengths)) == 1, f"the traceback grew with each raise: {lengths}"
