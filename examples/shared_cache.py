@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from contextvars import Context, copy_context
@@ -206,11 +207,22 @@ class SharedCache(Generic[K, V]):
         except Exception as exc:  # TimeoutError from fail_after included
             fill.error = exc
         except BaseException as exc:
-            # The cache is closing (its task group is cancelled), or the
-            # process is stopping: tell the waiters, then let it propagate.
-            fill.error = CacheClosedError(f"the SharedCache closed while loading {key!r}")
-            fill.error.__cause__ = exc
-            raise
+            if (
+                isinstance(exc, anyio.get_cancelled_exc_class())
+                and anyio.current_effective_deadline() != -math.inf
+            ):
+                # Nothing cancelled this task: the load raised a cancellation of
+                # its own (on asyncio, awaiting a future another task cancelled).
+                # Re-raised, it would make the task group cancel every load and
+                # the task that opened the cache. It fails this load only.
+                fill.error = RuntimeError(f"the load for {key!r} raised a cancellation")
+                fill.error.__cause__ = exc
+            else:
+                # The cache is closing (its task group is cancelled), or the
+                # process is stopping: tell the waiters, then let it propagate.
+                fill.error = CacheClosedError(f"the SharedCache closed while loading {key!r}")
+                fill.error.__cause__ = exc
+                raise
         finally:
             fill.traceback = None if fill.error is None else fill.error.__traceback__
             # Stored only if no invalidate() came while it ran: the key's

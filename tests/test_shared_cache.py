@@ -339,3 +339,34 @@ async def test_an_error_that_cannot_be_copied_is_raised_as_is_with_the_loads_tra
     assert len({id(error) for error in caught}) == 1  # the one object
     assert caught[0].__cause__ is not caught[0]
     assert len(set(lengths)) == 1, f"the traceback grew with each raise: {lengths}"
+
+
+async def test_a_cancellation_raised_inside_a_load_fails_that_load_not_the_cache(
+    anyio_backend_name: str, db: Database
+) -> None:
+    if anyio_backend_name != "asyncio":
+        pytest.skip("only asyncio lets a task raise a cancellation nobody asked for")
+    import asyncio
+
+    async def cancelled_inside() -> str:
+        await anyio.sleep(0.01)
+        raise asyncio.CancelledError  # as awaiting a future another task cancelled does
+
+    async def product_name(product_id: int) -> str:
+        return (await db.get_product(product_id)).name
+
+    results: dict[str, str] = {}
+    async with SharedCache[object, str](ttl=30) as cache:
+
+        async def other_key() -> None:  # in flight meanwhile: must not be cancelled
+            results["other"] = await cache.get(43, lambda: product_name(43))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_key)
+            await anyio.sleep(0.001)  # other_key has started its load
+            with pytest.raises(RuntimeError, match="raised a cancellation") as failed:
+                await cache.get("config", cancelled_inside)
+            assert isinstance(failed.value.__cause__, RuntimeError)
+        # The task that opened the cache was not cancelled, and the cache is open.
+        results["after"] = await cache.get(42, lambda: product_name(42))
+    assert results == {"other": "Coffee grinder", "after": "Espresso machine"}
