@@ -311,6 +311,37 @@ async def test_an_error_that_copy_cannot_rebuild_still_reaches_each_caller_as_it
     assert len({len(traceback.extract_tb(error.__traceback__)) for error in caught}) == 1
 
 
+async def test_a_cancellation_raised_inside_a_load_fails_that_load_not_the_cache(
+    anyio_backend_name: str, db: Database
+) -> None:
+    if anyio_backend_name != "asyncio":
+        pytest.skip("only asyncio lets a task raise a cancellation nobody asked for")
+    import asyncio
+
+    async def cancelled_inside() -> str:
+        await anyio.sleep(0.01)
+        raise asyncio.CancelledError  # as awaiting a future another task cancelled does
+
+    async def product_name(product_id: int) -> str:
+        return (await db.get_product(product_id)).name
+
+    results: dict[str, str] = {}
+    async with SharedCache[object, str](ttl=30) as cache:
+
+        async def other_key() -> None:  # in flight meanwhile: must not be cancelled
+            results["other"] = await cache.get(43, lambda: product_name(43))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_key)
+            await anyio.sleep(0.001)  # other_key has started its load
+            with pytest.raises(RuntimeError, match="raised a cancellation") as failed:
+                await cache.get("config", cancelled_inside)
+            assert isinstance(failed.value.__cause__, RuntimeError)
+        # The task that opened the cache was not cancelled, and the cache is open.
+        results["after"] = await cache.get(42, lambda: product_name(42))
+    assert results == {"other": "Coffee grinder", "after": "Espresso machine"}
+
+
 class Uncopyable(Exception):
     """An exception neither copy.copy() nor a copy without __init__ can rebuild."""
 
@@ -341,32 +372,95 @@ async def test_an_error_that_cannot_be_copied_is_raised_as_is_with_the_loads_tra
     assert len(set(lengths)) == 1, f"the traceback grew with each raise: {lengths}"
 
 
-async def test_a_cancellation_raised_inside_a_load_fails_that_load_not_the_cache(
-    anyio_backend_name: str, db: Database
-) -> None:
-    if anyio_backend_name != "asyncio":
-        pytest.skip("only asyncio lets a task raise a cancellation nobody asked for")
-    import asyncio
+async def test_closing_waits_for_the_loads_it_cancels_to_end(db: Database) -> None:
+    cleaned_up: list[float] = []
+    errors: list[str] = []
 
-    async def cancelled_inside() -> str:
-        await anyio.sleep(0.01)
-        raise asyncio.CancelledError  # as awaiting a future another task cancelled does
+    async def load() -> Product:
+        try:
+            return await db.get_product(42)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.5)  # e.g. handing a connection back to its pool
+                cleaned_up.append(anyio.current_time())
 
-    async def product_name(product_id: int) -> str:
-        return (await db.get_product(product_id)).name
+    async def request(cache: SharedCache[int, Product]) -> None:
+        try:
+            await cache.get(42, load)
+        except CacheClosedError as exc:
+            errors.append(str(exc))
 
-    results: dict[str, str] = {}
+    async with anyio.create_task_group() as tg:
+        async with SharedCache[int, Product](ttl=30) as cache:
+            tg.start_soon(request, cache)
+            await anyio.sleep(0.05)
+        closed_at = anyio.current_time()
+    assert cleaned_up == [pytest.approx(0.55)] and closed_at == pytest.approx(0.55)
+    assert errors == ["the SharedCache closed while loading 42"]
+
+
+async def test_keys_compare_as_dict_keys_do(db: Database) -> None:
+    async def one() -> str:
+        return "one"
+
+    async def unexpected() -> str:
+        raise AssertionError("1.0 and True are the key 1")
+
     async with SharedCache[object, str](ttl=30) as cache:
+        assert await cache.get(1, one) == "one"
+        assert await cache.get(1.0, unexpected) == "one"
+        assert await cache.get(True, unexpected) == "one"
+        with pytest.raises(TypeError, match="unhashable"):
+            await cache.get([1], one)
+    assert cache.loads == 1
 
-        async def other_key() -> None:  # in flight meanwhile: must not be cancelled
-            results["other"] = await cache.get(43, lambda: product_name(43))
 
+async def test_eviction_while_loads_are_in_flight_keeps_only_max_entries(db: Database) -> None:
+    async def miss() -> Product:
+        raise LookupError("not stored")  # a failure is not stored: probing evicts nothing
+
+    async with SharedCache[int, Product](ttl=30, max_entries=1) as cache:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(other_key)
-            await anyio.sleep(0.001)  # other_key has started its load
-            with pytest.raises(RuntimeError, match="raised a cancellation") as failed:
-                await cache.get("config", cancelled_inside)
-            assert isinstance(failed.value.__cause__, RuntimeError)
-        # The task that opened the cache was not cancelled, and the cache is open.
-        results["after"] = await cache.get(42, lambda: product_name(42))
-    assert results == {"other": "Coffee grinder", "after": "Espresso machine"}
+            for product_id in (1, 2, 3):
+                tg.start_soon(cache.get, product_id, product_loader(db, product_id))
+        assert len(cache) == 1
+        hits = 0
+        for product_id in (1, 2, 3):
+            try:
+                await cache.get(product_id, miss)
+                hits += 1
+            except LookupError:
+                pass
+    assert hits == 1
+
+
+async def test_invalidate_all_during_loads_keeps_every_stale_value_out(db: Database) -> None:
+    async with SharedCache[int, Product](ttl=30) as cache:
+        async with anyio.create_task_group() as tg:
+            for product_id in (42, 43):
+                tg.start_soon(cache.get, product_id, product_loader(db, product_id))
+            await anyio.sleep(0.05)
+            cache.invalidate_all()
+        assert len(cache) == 0
+        await cache.get(42, product_loader(db, 42))
+    assert cache.loads == 3
+
+
+async def test_a_detached_load_that_ends_last_does_not_overwrite_the_new_value(
+    db: Database,
+) -> None:
+    async def slow_old_price() -> Product:
+        await anyio.sleep(0.5)
+        return Product(42, "Espresso machine", 24900)
+
+    async with SharedCache[int, Product](ttl=30) as cache:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cache.get, 42, slow_old_price)  # ends at 500 ms
+            await anyio.sleep(0.01)
+            await db.update_price(42, 19900)
+            cache.invalidate(42)
+            fresh = await cache.get(42, product_loader(db))  # ends at 130 ms
+        assert anyio.current_time() == pytest.approx(0.5)
+        later = await cache.get(42, product_loader(db))
+    assert (fresh.price_cents, later.price_cents) == (19900, 19900)
+    assert cache.loads == 2
