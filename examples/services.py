@@ -97,6 +97,9 @@ LATENCY_MS: dict[str, int] = {
     "quote.globex": 200,
     "quote.initech": 100,
     "db.save_quote": 50,
+    # P2 Cross-request caching: a product every visitor sees, and its price change
+    "db.get_product": 100,
+    "db.update_price": 20,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -260,6 +263,17 @@ SESSIONS = {"session-ada": 1, "session-grace": 2, "session-linus": 3}
 
 # post id -> user id of its author; a post not listed here has no author.
 POST_AUTHORS = {7: 1, 8: 2}
+
+# P2 Cross-request caching: product id -> (name, price in cents), before any write.
+PRODUCTS = {42: ("Espresso machine", 24900), 43: ("Coffee grinder", 8900)}
+
+
+@dataclass(frozen=True)
+class Product:
+    id: int
+    name: str
+    price_cents: int
+
 
 POST_FILES = {
     "hello-world": "# Hello, world\n\nFirst post.\n",
@@ -551,7 +565,24 @@ class _Queries:
             lambda: self._record(Write("posts", 0, dict(values))).key,
         )
 
+    # P2 Cross-request caching
+    async def get_product(self, product_id: int) -> Product:
+        # Read when the query starts, as a statement's snapshot is: a write
+        # that ends while the query runs is not in its result.
+        product = self._product(product_id)
+        return await self._query("db.get_product", f"db.get_product({product_id})", lambda: product)
+
+    async def update_price(self, product_id: int, price_cents: int) -> None:
+        await self._query(
+            "db.update_price",
+            f"db.update_price({product_id})",
+            lambda: self._record(Write("products", product_id, {"price_cents": price_cents})),
+        )
+
     def _record(self, write: Write) -> Write:
+        raise NotImplementedError
+
+    def _product(self, product_id: int) -> Product:
         raise NotImplementedError
 
 
@@ -590,6 +621,14 @@ class Database(_Queries):
         self.writes.append(write)
         return write
 
+    def _product(self, product_id: int) -> Product:
+        """The product as the last committed price write left it."""
+        name, price_cents = PRODUCTS.get(product_id, (f"product {product_id}", 1000))
+        for write in self.writes:
+            if write.table == "products" and write.key == product_id:
+                price_cents = write.values["price_cents"]
+        return Product(product_id, name, price_cents)
+
 
 class Connection(_Queries):
     """One connection: runs one query at a time, like asyncpg or a SQLAlchemy session."""
@@ -618,6 +657,9 @@ class Connection(_Queries):
 
     def _record(self, write: Write) -> Write:
         return self._database._record(write)
+
+    def _product(self, product_id: int) -> Product:
+        return self._database._product(product_id)
 
 
 # --- External HTTP APIs, served in-process ---------------------------------------

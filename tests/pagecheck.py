@@ -32,6 +32,7 @@ PATTERN_PAGES = {
     "2.5": "per-request-deduplication.md",
     "2.6": "use-after-non-blocking.md",
     "P1": "results-as-they-arrive.md",
+    "P2": "cross-request-caching.md",
 }
 
 PYTHON_INFO = {"python", "py"}

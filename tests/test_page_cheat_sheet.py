@@ -18,6 +18,7 @@ CONSTRUCTS = [
     "<Suspense>",
     "after(",
     "AbortSignal.timeout(",
+    "new LRUCache(",
 ]
 
 

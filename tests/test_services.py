@@ -47,6 +47,8 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "event": "profile_updated",
     "subject": "Your profile was updated",
     "quote": services.Quote("acme", 7, 1897),
+    "product_id": 42,
+    "price_cents": 19900,
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}

@@ -121,6 +121,32 @@ SMOKE = {
         """,
         "user 1 1",
     ),
+    "shared_cache.py": (
+        """
+        import anyio
+        from shared_cache import SharedCache
+
+        queries = []
+
+
+        async def load_config() -> str:
+            queries.append("config")
+            await anyio.sleep(0.01)
+            return "dark"
+
+
+        async def main() -> None:
+            async with SharedCache(ttl=30) as cache:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(3):
+                        tg.start_soon(cache.get, "theme", load_config)
+                print(await cache.get("theme", load_config), len(queries))
+
+
+        anyio.run(main)
+        """,
+        "dark 1",
+    ),
     "streaming.py": (
         """
         import anyio
