@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,9 @@ def main() -> int:
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2)
     options = parser.parse_args()
 
+    # A `kill` of this command must stop the busy processes and remove the
+    # clone too: make SIGTERM unwind through the `finally` below, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     busy = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(options.busy)
     ]
