@@ -34,12 +34,16 @@ async (selector) => {
   const copy = async (button) => {
     await navigator.clipboard.writeText("");
     button.click();
+    // The copy lands asynchronously: on a busy machine a read right after the
+    // click comes first. Wait for it (a bound on a copy that never lands).
+    let text = "";
+    for (let attempt = 0; attempt < 200 && !text; attempt++) {
+      text = await navigator.clipboard.readText();
+      if (!text) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const highlight = button.closest(".highlight");
     const language = [...highlight.classList].find((name) => name.startsWith("language-"));
-    return {
-      language: language ? language.slice("language-".length) : "",
-      text: await navigator.clipboard.readText(),
-    };
+    return { language: language ? language.slice("language-".length) : "", text };
   };
   const showTabOf = (button) => {
     for (let block = button.closest(".tabbed-block"); block;
