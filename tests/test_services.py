@@ -43,6 +43,8 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "url": "https://img.example/a.png",
     "name": "stats",
     "slug": "hello-world",
+    "replica": "a",
+    "key": "price",
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}
