@@ -586,20 +586,27 @@ class Replica:
     take `LATENCY_MS["replica.slow"]`: every call when `slow=True`, otherwise
     every `slow_every`-th call it receives (the 20th, 40th, ... for
     `slow_every=20`: 5% of calls, so its p95 is the usual latency and its p99
-    the slow one). `calls` counts the calls it received, the ones its caller
+    the slow one). `offset` shifts that rhythm by as many calls (the 10th,
+    30th, ... for `offset=10`), so two replicas need not be slow on the same
+    request. `calls` counts the calls it received, the ones its caller
     cancelled included: what the callers cost this backend.
     """
 
-    def __init__(self, name: str, *, slow_every: int = 0, slow: bool = False) -> None:
+    def __init__(
+        self, name: str, *, slow_every: int = 0, offset: int = 0, slow: bool = False
+    ) -> None:
         self.name = name
         self.slow_every = slow_every
+        self.offset = offset
         self.slow = slow
         self.calls = 0
 
     async def get(self, key: str) -> str:
         """Read `key`; the answer names the replica that served it."""
         self.calls += 1
-        bad_call = self.slow or (self.slow_every > 0 and self.calls % self.slow_every == 0)
+        bad_call = self.slow or (
+            self.slow_every > 0 and (self.calls + self.offset) % self.slow_every == 0
+        )
         if bad_call:
             return await read_replica_slowly(self.name, key)
         return await read_replica(self.name, key)

@@ -29,6 +29,7 @@ PATTERN_PAGES = {
     "2.1": "authenticate-actions.md",
     "2.4": "parallel-data-fetching.md",
     "2.5": "per-request-deduplication.md",
+    "P3": "race-and-hedge.md",
 }
 
 PYTHON_INFO = {"python", "py"}
