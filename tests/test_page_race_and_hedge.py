@@ -6,7 +6,8 @@
 - The load comparison says what the prose says: racing doubles the calls, a
   hedge at the p95 adds one call in 20 and cuts the slowest read.
 - On the real stack, the loser of a hedged GET ran to its end on the server,
-  and a hedged POST wrote twice.
+  a hedged POST wrote twice, and a route that watches for the client's
+  disconnect cancelled its work.
 
 Every value read here is recorded output, which tests/test_docs.py checks
 against a run of the block on every clock.
@@ -176,6 +177,8 @@ def test_a_fast_failure_wins_promise_race_but_not_first_success() -> None:
 
 def test_on_the_real_stack_the_server_finishes_the_cancelled_requests() -> None:
     lines = recorded_lines("hedge_over_http.py")
-    loser = next(line for line in lines if line.startswith("a.get(price)"))
-    assert "cancelled" not in loser, f"{PAGE.name}: hedge_over_http.py: {loser}"
+    unwatched, watched = [line for line in lines if line.startswith("a.get(price)")]
+    assert "cancelled" not in unwatched, f"{PAGE.name}: hedge_over_http.py: {unwatched}"
     assert "orders written: 2" in lines
+    # The route that watches for the disconnect cancels its read on the server.
+    assert watched.endswith("cancelled"), f"{PAGE.name}: hedge_over_http.py: {watched}"
