@@ -100,6 +100,10 @@ LATENCY_MS: dict[str, int] = {
     # P2 Cross-request caching: a product every visitor sees, and its price change
     "db.get_product": 100,
     "db.update_price": 20,
+    # P3 Race and hedging: one read served by replicas, at their usual speed and
+    # on a bad call (see `Replica`)
+    "replica": 40,
+    "replica.slow": 400,
 }
 
 # Calls that take another call's result as input: they cannot start before it
@@ -708,3 +712,49 @@ def api_client() -> httpx.AsyncClient:
 
     transport = httpx.ASGITransport(app=external_api_app)
     return httpx.AsyncClient(transport=transport, base_url="https://api.example")
+
+
+# --- Replicas of one read-only service (P3 Race and hedging) ----------------------
+
+
+async def read_replica(replica: str, key: str) -> str:
+    """A read from one replica at its usual speed (`replica` in the latency table)."""
+    return await simulate("replica", f"{replica}.get({key})", lambda: f"{key} from {replica}")
+
+
+async def read_replica_slowly(replica: str, key: str) -> str:
+    """The same read on one of the replica's bad calls (`replica.slow`): a pause, a cold cache."""
+    return await simulate("replica.slow", f"{replica}.get({key})", lambda: f"{key} from {replica}")
+
+
+class Replica:
+    """One copy of a read-only service, whose latency varies from call to call.
+
+    A call takes `LATENCY_MS["replica"]`, except the replica's bad calls, which
+    take `LATENCY_MS["replica.slow"]`: every call when `slow=True`, otherwise
+    every `slow_every`-th call it receives (the 20th, 40th, ... for
+    `slow_every=20`: 5% of calls, so its p95 is the usual latency and its p99
+    the slow one). `offset` shifts that rhythm by as many calls (the 10th,
+    30th, ... for `offset=10`), so two replicas need not be slow on the same
+    request. `calls` counts the calls it received, the ones its caller
+    cancelled included: what the callers cost this backend.
+    """
+
+    def __init__(
+        self, name: str, *, slow_every: int = 0, offset: int = 0, slow: bool = False
+    ) -> None:
+        self.name = name
+        self.slow_every = slow_every
+        self.offset = offset
+        self.slow = slow
+        self.calls = 0
+
+    async def get(self, key: str) -> str:
+        """Read `key`; the answer names the replica that served it."""
+        self.calls += 1
+        bad_call = self.slow or (
+            self.slow_every > 0 and (self.calls + self.offset) % self.slow_every == 0
+        )
+        if bad_call:
+            return await read_replica_slowly(self.name, key)
+        return await read_replica(self.name, key)

@@ -33,6 +33,7 @@ PATTERN_PAGES = {
     "2.6": "use-after-non-blocking.md",
     "P1": "results-as-they-arrive.md",
     "P2": "cross-request-caching.md",
+    "P3": "race-and-hedge.md",
 }
 
 PYTHON_INFO = {"python", "py"}

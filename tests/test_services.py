@@ -49,6 +49,8 @@ SAMPLE_ARGUMENTS: dict[str, object] = {
     "quote": services.Quote("acme", 7, 1897),
     "product_id": 42,
     "price_cents": 19900,
+    "replica": "a",
+    "key": "price",
 }
 # Async functions of examples.services that are plumbing, not a service.
 NOT_SERVICES = {"simulate", "external_api_app", "_query", "connection"}

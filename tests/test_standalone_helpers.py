@@ -94,6 +94,34 @@ SMOKE = {
         """,
         "0 1 1 []",
     ),
+    "hedge.py": (
+        """
+        import anyio
+        from hedge import first_success, hedged
+
+        calls = []
+
+
+        async def replica(name: str, seconds: float) -> str:
+            calls.append(name)
+            await anyio.sleep(seconds)
+            return name
+
+
+        async def main() -> None:
+            fastest = await first_success(
+                lambda: replica("slow", 0.2), lambda: replica("fast", 0.01)
+            )
+            quick = await hedged(
+                lambda: replica("primary", 0.01), lambda: replica("backup", 0.01), delay=0.1
+            )
+            print(fastest, quick, len(calls))
+
+
+        anyio.run(main)
+        """,
+        "fast primary 3",
+    ),
     "request_cache.py": (
         """
         import anyio

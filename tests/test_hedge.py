@@ -1,0 +1,163 @@
+"""`examples.hedge`: the first success wins, failures are set aside, nothing is left running.
+
+Every test runs on asyncio and on Trio, each on a virtual clock, so the times
+asserted here are exact: a hedge starts at its delay to the millisecond.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+
+from examples.hedge import first_success, hedged
+from examples.services import LATENCY_MS, Replica, ServiceUnavailable, outage, stall
+from examples.timeline import Timeline
+
+pytestmark = [pytest.mark.anyio, pytest.mark.every_python]  # also on each other Python
+
+FAST = LATENCY_MS["replica"]
+SLOW = LATENCY_MS["replica.slow"]
+
+
+def reads(*replicas: Replica) -> list[Callable[[], Awaitable[str]]]:
+    """One read of "price" per replica, as the callables the helpers take."""
+    return [functools.partial(replica.get, "price") for replica in replicas]
+
+
+def outcomes(timeline: Timeline) -> dict[str, tuple[int, int, str]]:
+    """Each call's start, end (ms) and outcome, by label."""
+    return {span.label: (span.start_ms, span.end_ms, span.outcome) for span in timeline.spans}
+
+
+async def test_the_fastest_replica_wins_and_the_slow_one_is_cancelled() -> None:
+    slow, fast = Replica("a", slow=True), Replica("b")
+    with Timeline() as timeline:
+        answer = await first_success(*reads(slow, fast))
+    assert answer == "price from b"
+    assert outcomes(timeline) == {
+        "a.get(price)": (0, FAST, "cancelled"),
+        "b.get(price)": (0, FAST, "ok"),
+    }
+    assert (slow.calls, fast.calls) == (1, 1)
+
+
+async def test_a_fast_failure_does_not_win() -> None:
+    # The fast replica fails at 40 ms; the slow one's answer is the result.
+    failing, slow = Replica("a"), Replica("b", slow=True)
+    with Timeline() as timeline, outage("replica"):
+        answer = await first_success(*reads(failing, slow))
+    assert answer == "price from b"
+    assert timeline.total_ms == SLOW
+    assert outcomes(timeline)["a.get(price)"][2] == "failed: ServiceUnavailable"
+
+
+async def test_all_failing_raises_every_failure_in_the_order_they_happened() -> None:
+    fast, slow = Replica("a"), Replica("b", slow=True)
+    with Timeline() as timeline, outage("replica", "replica.slow"):
+        with pytest.raises(ExceptionGroup) as raised:
+            await first_success(*reads(slow, fast))
+    group = raised.value
+    assert group.message == "all 2 calls failed"
+    assert [str(error) for error in group.exceptions] == [
+        "replica: 503 Service Unavailable",
+        "replica.slow: 503 Service Unavailable",
+    ]
+    assert all(isinstance(error, ServiceUnavailable) for error in group.exceptions)
+    assert timeline.total_ms == SLOW  # it waited for the last one to fail
+
+
+@pytest.mark.parametrize("race", ["first_success", "hedged"])
+async def test_cancellation_from_outside_cancels_every_call_and_propagates(race: str) -> None:
+    replicas = Replica("a", slow=True), Replica("b", slow=True)
+    finished = False
+    with Timeline() as timeline, anyio.move_on_after(0.3) as deadline:
+        if race == "first_success":
+            await first_success(*reads(*replicas))
+        else:
+            await hedged(*reads(*replicas), delay=0.1)
+        finished = True
+    assert deadline.cancelled_caught and not finished
+    start_of_b = 0 if race == "first_success" else 100
+    assert outcomes(timeline) == {
+        "a.get(price)": (0, 300, "cancelled"),
+        "b.get(price)": (start_of_b, 300, "cancelled"),
+    }
+
+
+@pytest.mark.parametrize("race", ["first_success", "hedged"])
+async def test_nothing_is_left_running_when_it_returns(race: str) -> None:
+    replicas = Replica("a", slow=True), Replica("b"), Replica("c", slow=True)
+    with Timeline() as timeline:
+        if race == "first_success":
+            await first_success(*reads(*replicas))
+        else:
+            await hedged(*reads(*replicas), delay=0.01)
+        # Every call has ended (won, or cancelled) before the result came back.
+        assert [span.end is not None for span in timeline.spans] == [True] * 3
+        returned_at = timeline.total_ms  # the timeline is still open: this is now
+    assert returned_at == max(span.end_ms for span in timeline.spans)
+
+
+async def test_the_hedge_starts_exactly_at_its_delay() -> None:
+    primary, backup = Replica("a", slow=True), Replica("b")
+    with Timeline() as timeline:
+        answer = await hedged(*reads(primary, backup), delay=0.05)
+    assert answer == "price from b"
+    assert outcomes(timeline) == {
+        "a.get(price)": (0, 50 + FAST, "cancelled"),
+        "b.get(price)": (50, 50 + FAST, "ok"),
+    }
+
+
+async def test_no_hedge_when_the_first_call_answers_in_time() -> None:
+    primary, backup = Replica("a"), Replica("b")
+    with Timeline() as timeline:
+        answer = await hedged(*reads(primary, backup), delay=0.05)
+    assert answer == "price from a"
+    assert timeline.total_ms == FAST
+    assert (primary.calls, backup.calls) == (1, 0)  # the backup was never called
+
+
+async def test_a_failure_starts_the_next_call_at_once() -> None:
+    primary, backup = Replica("a"), Replica("b", slow=True)
+    with Timeline() as timeline, outage("replica"):
+        answer = await hedged(*reads(primary, backup), delay=1.0)
+    assert answer == "price from b"
+    # The backup started when the primary failed, not at the 1 s delay.
+    assert outcomes(timeline)["b.get(price)"] == (FAST, FAST + SLOW, "ok")
+
+
+async def test_hedges_start_one_delay_apart() -> None:
+    replicas = Replica("a", slow=True), Replica("b", slow=True), Replica("c")
+    with Timeline() as timeline:
+        answer = await hedged(*reads(*replicas), delay=0.1)
+    assert answer == "price from c"
+    assert {label: start for label, (start, _, _) in outcomes(timeline).items()} == {
+        "a.get(price)": 0,
+        "b.get(price)": 100,
+        "c.get(price)": 200,
+    }
+
+
+async def test_hedged_all_failing_raises_an_exception_group() -> None:
+    with outage("replica"), pytest.raises(ExceptionGroup) as raised:
+        await hedged(*reads(Replica("a"), Replica("b")), delay=0.05)
+    assert raised.match("all 2 calls failed")
+    assert raised.value.subgroup(ServiceUnavailable) is not None
+
+
+async def test_a_hanging_call_does_not_hold_the_result() -> None:
+    with stall("replica.slow"), Timeline() as timeline:
+        answer = await hedged(*reads(Replica("a", slow=True), Replica("b")), delay=0.05)
+    assert answer == "price from b"
+    assert outcomes(timeline)["a.get(price)"] == (0, 50 + FAST, "cancelled")
+
+
+async def test_no_call_or_a_negative_delay_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no call"):
+        await first_success()
+    with pytest.raises(ValueError, match="delay must be zero or more"):
+        await hedged(*reads(Replica("a")), delay=-1)
