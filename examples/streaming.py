@@ -191,13 +191,14 @@ class StreamedPage:
         async with ready_out:
             for part in self.parts:
                 tg.start_soon(_render_part, part, ready_out.clone())
-        await _send_start(send, 200, HTML_HEADERS)
-        await _send_body(send, self.shell + FILL_SCRIPT)
         # The HTML each part sent (None: dropped, its placeholder was
         # missing), and the nested parts ready before their outer part.
         sent: dict[str, str | None] = {}
         waiting: dict[str, list[Ready]] = {}
+        # Closed however the response ends, the headers' send failing included.
         async with ready_in:
+            await _send_start(send, 200, HTML_HEADERS)
+            await _send_body(send, self.shell + FILL_SCRIPT)
             async for ready in ready_in:
                 outer = ready.part.inside
                 if outer is not None and outer not in sent:
