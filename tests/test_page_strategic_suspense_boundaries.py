@@ -7,7 +7,8 @@
   summary) equals the lines the block printed.
 - The short answer's table equals the before and after blocks' lines.
 - The article block shows what the page says: awaited, a missing article
-  is a 404; streamed, it is a 200.
+  is a 404; streamed, it is a 200; with the article awaited and the rest
+  streamed, a 404 and an earlier first byte; the article table equals it.
 
 Every value read here is recorded output, which tests/test_docs.py checks
 against a run of the block on every clock.
@@ -84,7 +85,7 @@ def ms(values: tuple[int, ...]) -> str:
 
 def test_the_performance_table_is_what_the_blocks_recorded() -> None:
     rows = table_rows(section(PAGE, "## Performance"))
-    first_table = rows[1 : rows.index(next(r for r in rows if r[0] == "Sales table and summary"))]
+    first_table = rows[1 : rows.index(next(r for r in rows if r[1] == "Fetches"))]
     assert first_table, f"{PAGE.name}: the Performance table has no rows"
     for label, first_byte, parts_at, complete in first_table:
         titles = re.findall(r"`([^`]+)`", label)
@@ -102,10 +103,18 @@ def test_the_performance_table_is_what_the_blocks_recorded() -> None:
         )
 
 
-def test_the_shared_fetch_table_is_what_the_block_recorded() -> None:
+def performance_table(header: str) -> list[list[str]]:
+    """The rows of the Performance table whose first header cell starts with `header`."""
     rows = table_rows(section(PAGE, "## Performance"))
-    start = rows.index(next(r for r in rows if r[0] == "Sales table and summary"))
-    stated = {row[0]: tuple(row[1:]) for row in rows[start + 1 :]}
+    headers = [i for i, row in enumerate(rows) if row[1] in ("Fetches", "Missing article")]
+    starts = [i for i in headers if rows[i][0].startswith(header)]
+    assert starts, f"{PAGE.name}: the Performance section has no table {header!r}"
+    end = next((i for i in headers if i > starts[0]), len(rows))
+    return rows[starts[0] + 1 : end]
+
+
+def test_the_shared_fetch_table_is_what_the_block_recorded() -> None:
+    stated = {row[0]: tuple(row[1:]) for row in performance_table("Sales table and summary")}
     line = re.compile(r"^(.+): fetches (\d+), placeholders (\d+), complete (\d+) ms$")
     found = [match.groups() for text in recorded_lines(SHARED) if (match := line.match(text))]
     actual = {
@@ -137,17 +146,56 @@ def test_the_short_answer_table_is_what_the_blocks_printed() -> None:
     assert int(after[0].split()[0]) < int(before[0].split()[0])
 
 
-def test_a_streamed_page_cannot_answer_404() -> None:
-    statuses = {}
-    for text in recorded_lines("The article streamed, or awaited before the first byte"):
-        path, status = text.split()[:2]
-        statuses[path] = int(status)
+ARTICLE = "The article streamed, or awaited before the first byte"
+# The article table's rows, by the route the block serves them at.
+ARTICLE_ROUTES = {
+    "Everything awaited": "/awaited",
+    "Everything streamed": "/streamed",
+    "Article awaited, related list streamed": "/article-first",
+}
+
+
+def article_lines() -> dict[str, tuple[int, int, int]]:
+    """Status, first byte and completion the article block printed, by path."""
+    line = re.compile(r"^(\S+)\s+(\d+)  first byte\s+(\d+) ms, complete (\d+) ms$")
+    found = {}
+    for text in recorded_lines(ARTICLE):
+        match = line.match(text)
+        assert match, f'{PAGE.name}: block "{ARTICLE}" printed an unexpected line: {text!r}'
+        found[match[1]] = (int(match[2]), int(match[3]), int(match[4]))
+    return found
+
+
+def test_the_article_table_is_what_the_block_recorded() -> None:
+    printed = article_lines()
+    stated = {row[0]: tuple(row[1:]) for row in performance_table("Article page")}
+    actual = {
+        label: (
+            str(printed[f"{route}/no-such-post"][0]),
+            f"{printed[f'{route}/waterfalls'][1]} ms",
+            f"{printed[f'{route}/waterfalls'][2]} ms",
+        )
+        for label, route in ARTICLE_ROUTES.items()
+    }
+    assert stated == actual, (
+        f"{PAGE.name}: the article table says {stated}, the block "
+        f'"{ARTICLE}" recorded {actual}; copy the recorded figures into the table'
+    )
+
+
+def test_a_streamed_page_cannot_answer_404_and_moving_the_boundary_can() -> None:
+    statuses = {path: status for path, (status, _, _) in article_lines().items()}
     assert statuses == {
         "/awaited/waterfalls": 200,
         "/awaited/no-such-post": 404,
         "/streamed/waterfalls": 200,
         "/streamed/no-such-post": 200,
-    }
+        "/article-first/waterfalls": 200,
+        "/article-first/no-such-post": 404,
+    }, f'{PAGE.name}: block "{ARTICLE}" printed other statuses than the page says'
+    printed = article_lines()
+    # The fix sends its first byte before the page that awaits everything.
+    assert printed["/article-first/waterfalls"][1] < printed["/awaited/waterfalls"][1]
 
 
 def test_nested_parts_follow_their_outer_part_and_fall_with_it() -> None:
