@@ -19,9 +19,10 @@ script in the shell swaps the part in for its placeholder:
   listed in.
 - A part may be nested in another: `StreamedPart(..., inside="dashboard")`
   has its placeholder in the HTML of the part `dashboard` instead of the
-  shell. It still starts at once, but it is sent only after that part, and
-  not at all if that part's HTML (its fallback, say) has no placeholder for
-  it.
+  shell. It still starts at once, but it is sent only after that part; if
+  that part's HTML (its fallback, say) has no placeholder for it, it is
+  dropped with a warning and cancelled if it is still running, so the
+  response does not wait for HTML it cannot send.
 - A part that raises an `Exception`, or takes longer than its `deadline`,
   sends its `fallback` instead, so the response completes. A
   BaseException that is not an Exception (KeyboardInterrupt, SystemExit)
@@ -58,8 +59,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -93,6 +94,15 @@ HTML_HEADERS: Headers = [(b"content-type", b"text/html; charset=utf-8")]
 PART_ID = re.compile(r"[A-Za-z][\w-]*")
 
 
+def has_placeholder(html: str, part_id: str) -> bool:
+    """Whether `html` has an element with `id="part_id"`.
+
+    The attribute must follow whitespace: `data-id="x"` or `grid="x"` hold
+    the text `id="x"` but give no element that id.
+    """
+    return re.search(rf'\sid="{re.escape(part_id)}"', html) is not None
+
+
 @dataclass(frozen=True)
 class StreamedPart:
     """One part of a streamed page.
@@ -123,22 +133,13 @@ class StreamedPage:
     """An ASGI app: the shell at once, then each part when it is ready."""
 
     def __init__(self, shell: str, *parts: StreamedPart) -> None:
-        listed: set[str] = set()
+        # The parts nested in each part, by the outer part's id.
+        self.nested: dict[str, list[StreamedPart]] = {}
         for part in parts:
-            if part.inside is None and f'id="{part.id}"' not in shell:
-                raise ValueError(
-                    f"part {part.id!r} has no placeholder: put an element "
-                    f'with id="{part.id}" in the shell'
-                )
-            if part.inside is not None and part.inside not in listed:
-                # Listing the outer part first also rules out a cycle.
-                raise ValueError(
-                    f"part {part.id!r} is inside {part.inside!r}, which is not "
-                    "listed before it: list the outer part first"
-                )
-            if part.id in listed:
-                raise ValueError(f"two parts have the id {part.id!r}")
-            listed.add(part.id)
+            _check_part(shell, part, self.nested, parts)
+            self.nested[part.id] = []
+            if part.inside is not None:
+                self.nested[part.inside].append(part)
         self.shell = shell
         self.parts = parts
 
@@ -188,53 +189,105 @@ class StreamedPage:
     async def _respond(self, tg: TaskGroup, send: Send) -> None:
         streams = anyio.create_memory_object_stream[Ready](len(self.parts))
         ready_out, ready_in = streams
+        progress = _Progress({part.id: anyio.CancelScope() for part in self.parts})
         async with ready_out:
             for part in self.parts:
-                tg.start_soon(_render_part, part, ready_out.clone())
-        await _send_start(send, 200, HTML_HEADERS)
-        await _send_body(send, self.shell + FILL_SCRIPT)
-        # The HTML each part sent (None: dropped, its placeholder was
-        # missing), and the nested parts ready before their outer part.
-        sent: dict[str, str | None] = {}
-        waiting: dict[str, list[Ready]] = {}
+                scope = progress.scopes[part.id]
+                tg.start_soon(_render_part, part, ready_out.clone(), scope)
+        # Closed however the response ends, the headers' send failing included.
         async with ready_in:
+            await _send_start(send, 200, HTML_HEADERS)
+            await _send_body(send, self.shell + FILL_SCRIPT)
             async for ready in ready_in:
+                if ready.part.id in progress.done:
+                    continue  # dropped with its outer part while on its way
                 outer = ready.part.inside
-                if outer is not None and outer not in sent:
-                    waiting.setdefault(outer, []).append(ready)
+                if outer is not None and outer not in progress.done:
+                    progress.waiting.setdefault(outer, []).append(ready)
                     continue
-                await self._send_part(send, ready, sent, waiting)
+                await self._send_part(send, ready, progress)
         await _send_body(send, "", more_body=False)
 
-    async def _send_part(
-        self,
-        send: Send,
-        ready: Ready,
-        sent: dict[str, str | None],
-        waiting: dict[str, list[Ready]],
-    ) -> None:
+    async def _send_part(self, send: Send, ready: Ready, progress: _Progress) -> None:
         """Send a part whose placeholder is on the page, then its nested parts."""
-        part, outer = ready.part, ready.part.inside
-        outer_html = None if outer is None else sent[outer]
-        if outer is None or (outer_html is not None and f'id="{part.id}"' in outer_html):
-            # The id needs no escaping: StreamedPart accepts only safe ones.
-            chunk = (
-                f'<template id="{part.id}-ready">{ready.html}</template>'
-                f'<script>fillPart("{part.id}")</script>'
+        part = ready.part
+        # The id needs no escaping: StreamedPart accepts only safe ones.
+        chunk = (
+            f'<template id="{part.id}-ready">{ready.html}</template>'
+            f'<script>fillPart("{part.id}")</script>'
+        )
+        await _send_body(send, chunk)
+        progress.done.add(part.id)
+        for nested in self.nested[part.id]:
+            if not has_placeholder(ready.html, nested.id):
+                self._drop(nested, progress)
+        for nested_ready in progress.waiting.pop(part.id, []):
+            if nested_ready.part.id not in progress.done:
+                await self._send_part(send, nested_ready, progress)
+
+    def _drop(self, part: StreamedPart, progress: _Progress) -> None:
+        """Drop a part its outer part made no placeholder for, and its nested parts.
+
+        Filling a placeholder that is not there would fail in the browser;
+        waiting for the part would keep the response open for nothing.
+        """
+        logger.warning(
+            "part %r dropped: part %r sent no placeholder for it",
+            part.id,
+            part.inside,
+        )
+        progress.done.add(part.id)
+        progress.scopes[part.id].cancel()
+        progress.waiting.pop(part.id, None)
+        for nested in self.nested[part.id]:
+            self._drop(nested, progress)
+
+
+def _check_part(
+    shell: str,
+    part: StreamedPart,
+    listed: Mapping[str, object],
+    parts: tuple[StreamedPart, ...],
+) -> None:
+    """Raise ValueError if `part` cannot be placed; `listed`: the parts before it."""
+    if part.id in listed:
+        raise ValueError(f"two parts have the id {part.id!r}")
+    if part.inside is None:
+        if not has_placeholder(shell, part.id):
+            raise ValueError(
+                f"part {part.id!r} has no placeholder: put an element "
+                f'with id="{part.id}" in the shell'
             )
-            await _send_body(send, chunk)
-            sent[part.id] = ready.html
-        else:
-            # Filling a placeholder that is not there would fail in the
-            # browser: drop the part, and the parts nested in it.
-            logger.warning(
-                "part %r dropped: part %r sent no placeholder for it",
-                part.id,
-                outer,
+        return
+    if part.inside == part.id:
+        raise ValueError(f"part {part.id!r} cannot be inside itself")
+    if part.inside not in listed:
+        if all(other.id != part.inside for other in parts):
+            raise ValueError(
+                f"part {part.id!r} is inside {part.inside!r}, but no part has "
+                f"the id {part.inside!r}: list that part, or fix `inside`"
             )
-            sent[part.id] = None
-        for nested in waiting.pop(part.id, []):
-            await self._send_part(send, nested, sent, waiting)
+        # Listing the outer part first also rules out a cycle.
+        raise ValueError(
+            f"part {part.id!r} is inside {part.inside!r}, which is not "
+            "listed before it: list the outer part first"
+        )
+    if has_placeholder(shell, part.id):
+        # getElementById() would find the shell's element, not the nested one.
+        raise ValueError(
+            f"part {part.id!r} is inside {part.inside!r}, but the shell has an "
+            f'element with id="{part.id}" too: give one of them another id'
+        )
+
+
+@dataclass
+class _Progress:
+    """Where one response is: which parts are done and which wait for their outer part."""
+
+    scopes: dict[str, anyio.CancelScope]  # each part's task, to cancel a dropped one
+    done: set[str] = field(default_factory=set)  # sent or dropped
+    # Nested parts that were ready before their outer part was sent.
+    waiting: dict[str, list[Ready]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -248,21 +301,27 @@ class Ready:
 async def _render_part(
     part: StreamedPart,
     ready: ObjectSendStream[Ready],
+    cancel_scope: anyio.CancelScope,
 ) -> None:
-    """Render one part, or its fallback, and hand it to the response."""
-    async with ready:
-        rendered = part.fallback
-        deadline = float("inf") if part.deadline is None else part.deadline
-        with anyio.move_on_after(deadline):
-            try:
-                rendered = await part.render()
-            except Exception:
-                # After the headers there is no error page to send: log the
-                # failure with its traceback and keep the page whole.
-                logger.exception("part %r failed; sent its fallback", part.id)
-        # The stream is closed if the response ended before this part.
-        with contextlib.suppress(anyio.BrokenResourceError):
-            await ready.send(Ready(part, rendered))
+    """Render one part, or its fallback, and hand it to the response.
+
+    `cancel_scope` is cancelled when the part is dropped: its outer part
+    sent no placeholder for it.
+    """
+    with cancel_scope:
+        async with ready:
+            rendered = part.fallback
+            deadline = float("inf") if part.deadline is None else part.deadline
+            with anyio.move_on_after(deadline):
+                try:
+                    rendered = await part.render()
+                except Exception:
+                    # After the headers there is no error page to send: log the
+                    # failure with its traceback and keep the page whole.
+                    logger.exception("part %r failed; sent its fallback", part.id)
+            # The stream is closed if the response ended before this part.
+            with contextlib.suppress(anyio.BrokenResourceError):
+                await ready.send(Ready(part, rendered))
 
 
 async def _cancel_on_disconnect(

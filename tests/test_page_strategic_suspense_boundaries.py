@@ -7,7 +7,8 @@
   summary) equals the lines the block printed.
 - The short answer's table equals the before and after blocks' lines.
 - The article block shows what the page says: awaited, a missing article
-  is a 404; streamed, it is a 200.
+  is a 404; streamed, it is a 200; with the article awaited and the rest
+  streamed, a 404 and an earlier first byte; the article table equals it.
 
 Every value read here is recorded output, which tests/test_docs.py checks
 against a run of the block on every clock.
@@ -18,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tests.harness import DOCS
-from tests.pagecheck import block_titled, section, table_rows
+from tests.harness import DOCS, relative
+from tests.pagecheck import block_titled, section, table_differences, table_rows
 
 PAGE = DOCS / "patterns" / "strategic-suspense-boundaries.md"
 SHARED = "Two boundaries and two fetches, or one of each"
@@ -39,6 +40,11 @@ class Response:
     parts: int  # templates sent (placeholders filled)
 
 
+def at_block(title: str) -> str:
+    """`docs/patterns/<page>.md:LINE: block "<title>"`, to start a message with."""
+    return f'{relative(PAGE)}:{block_titled(PAGE, title).start_line}: block "{title}"'
+
+
 def recorded_lines(title: str) -> list[str]:
     """What the block printed, as recorded under its prints, in order."""
     lines, quoted = [], False
@@ -50,7 +56,7 @@ def recorded_lines(title: str) -> list[str]:
             lines.append(text)
         elif text.startswith("#> "):
             lines.append(text.removeprefix("#> "))
-    assert lines, f'{PAGE.name}: block "{title}" has no recorded output'
+    assert lines, f"{at_block(title)} has no recorded output: run make update-examples"
     return lines
 
 
@@ -73,7 +79,7 @@ def responses(title: str) -> list[Response]:
                 )
             )
             chunks = []
-    assert found, f'{PAGE.name}: block "{title}" recorded no response'
+    assert found, f"{at_block(title)} recorded no response: print(recorder) in it"
     return found
 
 
@@ -84,37 +90,44 @@ def ms(values: tuple[int, ...]) -> str:
 
 def test_the_performance_table_is_what_the_blocks_recorded() -> None:
     rows = table_rows(section(PAGE, "## Performance"))
-    first_table = rows[1 : rows.index(next(r for r in rows if r[0] == "Sales table and summary"))]
-    assert first_table, f"{PAGE.name}: the Performance table has no rows"
+    first_table = rows[1 : rows.index(next(r for r in rows if r[1] == "Fetches"))]
+    assert first_table, f"{relative(PAGE)}: the Performance table has no rows"
+    stated, actual = {}, {}
     for label, first_byte, parts_at, complete in first_table:
         titles = re.findall(r"`([^`]+)`", label)
-        assert len(titles) == 1, f"{PAGE.name}: Performance row {label!r} names no block in `...`"
+        assert len(titles) == 1, (
+            f"{relative(PAGE)}: Performance row {label!r} names no block: put its title in `...`"
+        )
         response = responses(titles[0])[0]
-        stated = (first_byte, parts_at, complete)
-        actual = (
+        stated[label] = (first_byte, parts_at, complete)
+        actual[label] = (
             f"{response.first_byte_ms} ms",
             ms(response.parts_ms),
             f"{response.complete_ms} ms",
         )
-        assert stated == actual, (
-            f"{PAGE.name}: the Performance table says {stated} for {label!r}, the block "
-            f"recorded {actual}; run make update-examples, then copy the recorded figures"
-        )
+    problems = table_differences(PAGE, "Performance", stated, actual)
+    assert not problems, problems
+
+
+def performance_table(header: str) -> list[list[str]]:
+    """The rows of the Performance table whose first header cell starts with `header`."""
+    rows = table_rows(section(PAGE, "## Performance"))
+    headers = [i for i, row in enumerate(rows) if row[1] in ("Fetches", "Missing article")]
+    starts = [i for i in headers if rows[i][0].startswith(header)]
+    assert starts, f"{relative(PAGE)}: the Performance section has no table {header!r}: add it"
+    end = next((i for i in headers if i > starts[0]), len(rows))
+    return rows[starts[0] + 1 : end]
 
 
 def test_the_shared_fetch_table_is_what_the_block_recorded() -> None:
-    rows = table_rows(section(PAGE, "## Performance"))
-    start = rows.index(next(r for r in rows if r[0] == "Sales table and summary"))
-    stated = {row[0]: tuple(row[1:]) for row in rows[start + 1 :]}
+    stated = {row[0]: tuple(row[1:]) for row in performance_table("Sales table and summary")}
     line = re.compile(r"^(.+): fetches (\d+), placeholders (\d+), complete (\d+) ms$")
     found = [match.groups() for text in recorded_lines(SHARED) if (match := line.match(text))]
     actual = {
         name.capitalize(): (fetches, filled, f"{ms} ms") for name, fetches, filled, ms in found
     }
-    assert stated == actual, (
-        f"{PAGE.name}: the sales table and summary rows say {stated}, the block "
-        f'"{SHARED}" recorded {actual}'
-    )
+    problems = table_differences(PAGE, "Performance", stated, actual)
+    assert not problems, problems
     assert int(actual["Two boundaries"][0]) > int(actual["One boundary"][0])
 
 
@@ -127,33 +140,82 @@ def test_the_short_answer_table_is_what_the_blocks_printed() -> None:
 
     before, after = figures("Before"), figures("After (asyncio)")
     assert figures("After (AnyIO)") == after, (
-        f"{PAGE.name}: the two After tabs printed different figures"
+        f"{at_block('After (AnyIO)')} printed other figures than the asyncio tab: make them agree"
     )
     rows = {row[0]: tuple(row[1:]) for row in table_rows(section(PAGE, "## The short answer"))[1:]}
-    assert rows == {
+    expected = {
         "First byte (headers and frame)": (before[0], after[0]),
         "Sales part": (before[1], after[1]),
-    }, f"{PAGE.name}: the short answer's table differs from the Before and After blocks"
+    }
+    problems = table_differences(PAGE, "The short answer", rows, expected)
+    assert not problems, problems
     assert int(after[0].split()[0]) < int(before[0].split()[0])
 
 
-def test_a_streamed_page_cannot_answer_404() -> None:
-    statuses = {}
-    for text in recorded_lines("The article streamed, or awaited before the first byte"):
-        path, status = text.split()[:2]
-        statuses[path] = int(status)
+ARTICLE = "The article streamed, or awaited before the first byte"
+# The article table's rows, by the route the block serves them at.
+ARTICLE_ROUTES = {
+    "Everything awaited": "/awaited",
+    "Everything streamed": "/streamed",
+    "Article awaited, related list streamed": "/article-first",
+}
+
+
+def article_lines() -> dict[str, tuple[int, int, int]]:
+    """Status, first byte and completion the article block printed, by path."""
+    line = re.compile(r"^(\S+)\s+(\d+)  first byte\s+(\d+) ms, complete (\d+) ms$")
+    found = {}
+    for text in recorded_lines(ARTICLE):
+        match = line.match(text)
+        assert match, f"{at_block(ARTICLE)} printed an unexpected line {text!r}: update this test"
+        found[match[1]] = (int(match[2]), int(match[3]), int(match[4]))
+    return found
+
+
+def test_the_article_table_is_what_the_block_recorded() -> None:
+    printed = article_lines()
+    stated = {row[0]: tuple(row[1:]) for row in performance_table("Article page")}
+    actual = {
+        label: (
+            str(printed[f"{route}/no-such-post"][0]),
+            f"{printed[f'{route}/waterfalls'][1]} ms",
+            f"{printed[f'{route}/waterfalls'][2]} ms",
+        )
+        for label, route in ARTICLE_ROUTES.items()
+    }
+    problems = table_differences(PAGE, "Performance", stated, actual)
+    assert not problems, problems
+
+
+def test_a_streamed_page_cannot_answer_404_and_moving_the_boundary_can() -> None:
+    statuses = {path: status for path, (status, _, _) in article_lines().items()}
     assert statuses == {
         "/awaited/waterfalls": 200,
         "/awaited/no-such-post": 404,
         "/streamed/waterfalls": 200,
         "/streamed/no-such-post": 200,
-    }
+        "/article-first/waterfalls": 200,
+        "/article-first/no-such-post": 404,
+    }, f"{at_block(ARTICLE)} printed other statuses than the page says: correct the prose"
+    printed = article_lines()
+    # The fix sends its first byte before the page that awaits everything.
+    assert printed["/article-first/waterfalls"][1] < printed["/awaited/waterfalls"][1]
 
 
 def test_nested_parts_follow_their_outer_part_and_fall_with_it() -> None:
-    nested = responses("Nested boundaries: dashboard, then its panels")[0]
-    assert nested.parts == 3 and nested.parts_ms == tuple(sorted(nested.parts_ms))
-    analytics_down, user_down, activity_stalls = responses("Failing parts: each sends its fallback")
-    assert analytics_down.parts == 3
-    assert user_down.parts == 1, "with the user down, only the dashboard's fallback is sent"
-    assert activity_stalls.complete_ms > nested.complete_ms
+    nested_title, failing_title = (
+        "Nested boundaries: dashboard, then its panels",
+        "Failing parts: each sends its fallback",
+    )
+    nested = responses(nested_title)[0]
+    assert nested.parts == 3 and nested.parts_ms == tuple(sorted(nested.parts_ms)), (
+        f"{at_block(nested_title)} no longer sends three parts in turn: correct the prose"
+    )
+    analytics_down, user_down, activity_stalls = responses(failing_title)
+    assert analytics_down.parts == 3, f"{at_block(failing_title)}: analytics down, 3 parts"
+    assert user_down.parts == 1, (
+        f"{at_block(failing_title)}: with the user down, only the dashboard's fallback is sent"
+    )
+    assert activity_stalls.complete_ms > nested.complete_ms, (
+        f"{at_block(failing_title)}: the stalled activity should end at its deadline"
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import warnings
 
 import anyio
 import httpx
@@ -429,3 +431,22 @@ def test_a_part_without_a_placeholder_is_refused() -> None:
 async def test_a_websocket_scope_is_refused() -> None:
     with pytest.raises(RuntimeError, match="serves HTTP, not websocket"):
         await page()({"type": "websocket"}, disconnect_after(0), None)
+
+
+@pytest.mark.parametrize("failing", ["http.response.start", "http.response.body"])
+async def test_a_send_that_fails_before_the_parts_leaves_no_stream_open(failing: str) -> None:
+    """A stream left open warns when it is collected, in another test or a reader's app."""
+
+    async def send(message: Message) -> None:
+        if message["type"] == failing:
+            raise OSError("client gone")
+
+    async def never_disconnects() -> dict[str, str]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await page()({"type": "http", "method": "GET"}, never_disconnects, send)
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []

@@ -1,6 +1,6 @@
 """`examples.streaming`: parts nested in other parts, and parts sent out of order.
 
-Page 1.3 (docs/patterns/streaming-boundaries.md) relies on these: a part
+Page 1.3 (docs/patterns/strategic-suspense-boundaries.md) relies on these: a part
 listed first but ready last is sent last; a part whose placeholder is in
 another part's HTML is sent after that part, never before, and is dropped
 when that part's HTML has no placeholder for it (its fallback, say).
@@ -183,3 +183,120 @@ def test_two_parts_with_one_id_are_refused() -> None:
             StreamedPart("side", after(0.1, ""), fallback=""),
             StreamedPart("side", after(0.1, ""), fallback=""),
         )
+
+
+async def test_a_nested_part_left_without_a_placeholder_is_cancelled_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outer part fell back without the placeholder: the response does not wait."""
+    failing = after(0.1, "", ServiceUnavailable("outer: 503"))
+    page = StreamedPage(
+        '<div id="outer">…</div>',
+        StreamedPart("outer", failing, fallback="<p>-</p>"),
+        # No deadline: without the cancel, the response would wait for it.
+        StreamedPart("inner", after(5, "<p>42</p>"), fallback="", inside="outer"),
+        StreamedPart("deeper", after(5, "<p>7</p>"), fallback="", inside="inner"),
+    )
+    recorder = SendRecorder(page)
+    started = anyio.current_time()
+    with caplog.at_level(logging.WARNING, logger="examples.streaming"):
+        await get(recorder)
+    assert round((anyio.current_time() - started) * 1000) == 100
+    assert recorder.complete
+    assert sorted(cancelled) == ["<p>42</p>", "<p>7</p>"]
+    assert sorted(caplog.messages[-2:]) == [
+        "part 'deeper' dropped: part 'inner' sent no placeholder for it",
+        "part 'inner' dropped: part 'outer' sent no placeholder for it",
+    ]
+
+
+async def test_a_nested_part_that_never_ends_is_cancelled_with_its_dropped_outer() -> None:
+    async def forever() -> str:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    failing = after(0.1, "", ServiceUnavailable("outer: 503"))
+    page = StreamedPage(
+        '<div id="outer">…</div>',
+        StreamedPart("outer", failing, fallback="<p>-</p>"),
+        StreamedPart("inner", forever, fallback="", inside="outer"),
+    )
+    with anyio.fail_after(10):
+        recorder = SendRecorder(page)
+        await get(recorder)
+    assert recorder.complete and recorder.last_part_ms == 100
+
+
+async def test_a_nested_part_past_its_deadline_waits_with_its_fallback() -> None:
+    page = StreamedPage(
+        SHELL,
+        StreamedPart("outer", after(0.2, OUTER_HTML), fallback=""),
+        StreamedPart(
+            "inner", after(1, "<p>42</p>"), fallback="<p>late</p>", inside="outer", deadline=0.05
+        ),
+    )
+    recorder = SendRecorder(page)
+    await get(recorder)
+    assert bodies(recorder)[1:] == [
+        (200, fill("outer", OUTER_HTML)),
+        (200, fill("inner", "<p>late</p>")),
+    ]
+
+
+async def test_an_outer_part_that_fails_after_its_nested_part_is_ready_drops_it() -> None:
+    failing = after(0.2, "", ServiceUnavailable("outer: 503"))
+    recorder = SendRecorder(nested_page(failing, after(0.1, "<p>42</p>")))
+    await get(recorder)
+    assert bodies(recorder)[1:] == [
+        (50, fill("side", "<p>side</p>")),
+        (200, fill("outer", "<p>-</p>")),
+    ]
+    assert recorder.complete
+
+
+async def test_a_page_cancelled_from_outside_cancels_nested_parts() -> None:
+    page = nested_page(after(0.2, OUTER_HTML), after(0.3, "<p>42</p>"))
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "asgi": {"spec_version": "2.4"}}
+    with anyio.move_on_after(0.25):
+        await page(scope, disconnect_after(10), send)
+    assert sorted(cancelled) == ["<p>42</p>"]
+    assert [m.get("body", b"")[:20] for m in sent[2:]] == [
+        fill("side", "<p>side</p>").encode()[:20],
+        fill("outer", OUTER_HTML).encode()[:20],
+    ]
+
+
+def test_a_part_inside_an_unknown_part_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="no part has the id 'nowhere'"):
+        StreamedPage(SHELL, StreamedPart("inner", after(0.1, ""), fallback="", inside="nowhere"))
+
+
+def test_a_part_inside_itself_is_refused() -> None:
+    with pytest.raises(ValueError, match="part 'outer' cannot be inside itself"):
+        StreamedPage(SHELL, StreamedPart("outer", after(0.1, ""), fallback="", inside="outer"))
+
+
+def test_a_nested_part_whose_id_is_also_in_the_shell_is_refused() -> None:
+    """Two elements with one id: the script would fill the shell's, not the nested one."""
+    with pytest.raises(ValueError, match='the shell has an element with id="side" too'):
+        StreamedPage(
+            SHELL,
+            StreamedPart("outer", after(0.1, OUTER_HTML), fallback=""),
+            StreamedPart("side", after(0.1, ""), fallback="", inside="outer"),
+        )
+
+
+async def test_an_attribute_ending_in_id_is_not_a_placeholder() -> None:
+    """`grid="inner"` contains the text `id="inner"`, but it is not an id."""
+    outer = after(0.1, '<section grid="inner" data-id="inner">user</section>')
+    recorder = SendRecorder(nested_page(outer, after(0.2, "<p>42</p>")))
+    await get(recorder)
+    assert [body.split('"')[1] for _, body in bodies(recorder)[1:]] == [
+        "side-ready",
+        "outer-ready",
+    ]
