@@ -621,6 +621,11 @@ class Database(_Queries):
         async with self.connection() as conn:
             return await conn._query(name, label, result, needs)
 
+    async def get_product(self, product_id: int) -> Product:
+        # Its snapshot is read when the query starts: once a connection is free.
+        async with self.connection() as conn:
+            return await conn.get_product(product_id)
+
     def _record(self, write: Write) -> Write:
         self.writes.append(write)
         return write

@@ -22,7 +22,10 @@ starts (`async with cache:` in its lifespan), then in any request:
 Choices, each one tested in tests/test_shared_cache.py:
 
 - Time is the event loop's clock (`anyio.current_time()`), so a virtual
-  clock in tests makes expiry exact; `time.monotonic()` would not move.
+  clock in tests makes expiry exact; `time.monotonic()` would go on at the
+  speed of real time there. On Trio the loop's clock is not
+  `time.monotonic()` even in production (it adds a random offset), so the
+  two are never mixed.
 - A value expires `ttl` seconds after its load ended.
 - A load runs in the cache's own task group, not in the first caller's
   task, and in the context captured when the cache was opened: it cannot
@@ -32,12 +35,17 @@ Choices, each one tested in tests/test_shared_cache.py:
   value is stored for the next request; `fill_timeout` bounds it, so a load
   that hangs frees its key.
 - A failure reaches every caller waiting for that load, each as its own
-  copy chained to the original. It is kept for `error_ttl` seconds (0 by
-  default: not kept, the next caller tries again).
+  shallow copy chained to the original (an error that cannot be copied is
+  raised as is). It is kept for `error_ttl` seconds (0 by default: not
+  kept, the next caller tries again). A cancellation raised inside a load,
+  not by the cache closing, fails that load with `RuntimeError`.
 - At most `max_entries` values are kept; the least recently used goes first.
+- Closing the cache (the app's shutdown) cancels the loads still running
+  and waits for them to end; their callers get `CacheClosedError`.
 - The key is the caller's to choose, and must hold everything the value
   depends on. Never cache per-user data under a key without the user: the
-  next user would be served it.
+  next user would be served it. Keys compare as dict keys do: 1, 1.0 and
+  True are one key.
 
 Only AnyIO primitives are used, so it works under asyncio and Trio.
 """

@@ -42,7 +42,7 @@ def measured() -> dict[str, tuple[int, int]]:
     stampede = numbers(r"#> 50 requests: (\d+) queries, took (\d+) ms", "Before")
     shared = numbers(r"#> 50 requests: (\d+) query, took (\d+) ms", "After (asyncio)")
     stored = numbers(r"#> the next 50 requests: (\d+) queries, (\d+) ms", "The stampede")
-    route = numbers(r"#> 20 concurrent GETs: (\d+) query, (\d+) ms", "FastAPI with a shared cache")
+    route = numbers(r"#> 5 concurrent GETs: (\d+) query, (\d+) ms", "FastAPI with a shared cache")
     not_kept = numbers(
         r"#> error_ttl=0: \d+ failed, queries: (\d+), (\d+) ms", "A failure, cached or not"
     )
@@ -53,7 +53,7 @@ def measured() -> dict[str, tuple[int, int]]:
         "50 concurrent requests, TTL cache without single flight": stampede,
         "50 concurrent requests, `SharedCache`": shared,
         "The next 50 requests, value stored": stored,
-        "20 concurrent GETs of a FastAPI route": route,
+        "5 concurrent GETs of a FastAPI route": route,
         "Three requests in an outage, `error_ttl=0`": not_kept,
         "Three requests in an outage, `error_ttl=5`": kept,
     }

@@ -126,7 +126,10 @@ async def serve(spec: Traffic) -> Observed:
         async def load() -> tuple[int, int]:
             number = len(observed.loads)
             last_invalidation = max(observed.invalidated.get(key, [-1]))
-            for other in observed.loads:
+            # Only the key's current load (its miss came after the last
+            # invalidation) must be alone: a detached one may start late, as
+            # Trio runs the tasks made ready together in either order.
+            for other in observed.loads if created > last_invalidation else []:
                 if other.key == key and other.ended is None and other.created > last_invalidation:
                     observed.started_beside.append(f"load {number} beside load of key {key}")
             observed.loads.append(Load(key, versions[key], created))

@@ -226,3 +226,20 @@ def test_home_page_latency_table_matches_services() -> None:
     text = (DOCS / "index.md").read_text()
     rows = dict(re.findall(r"^\| `([\w.]+)` \| (\d+) ms \|$", text, flags=re.M))
     assert {name: int(ms) for name, ms in rows.items()} == LATENCY_MS
+
+
+async def test_a_product_query_reads_the_data_when_it_gets_a_connection() -> None:
+    """A query queued for the pool starts when it gets a connection, and sees the writes before."""
+    db = Database(pool_size=1)
+    seen: list[int] = []
+
+    async def read() -> None:
+        seen.append((await db.get_product(42)).price_cents)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)  # 0 -> 100 ms
+        await anyio.sleep(0.001)
+        tg.start_soon(db.update_price, 42, 19900)  # queued: 100 -> 120 ms
+        await anyio.sleep(0.001)
+        tg.start_soon(read)  # queued behind the write: 120 -> 220 ms
+    assert seen == [24900, 19900]

@@ -63,12 +63,21 @@ async def test_the_misses_after_an_expiry_share_one_load_too(db: Database) -> No
     assert cache.loads == 2
 
 
-async def test_time_monotonic_does_not_move_on_the_virtual_clock() -> None:
+async def test_time_monotonic_moves_only_at_real_speed_on_the_virtual_clock() -> None:
     """Why the cache reads anyio.current_time(): a TTL on time.monotonic never expires here."""
     loop_before, monotonic_before = anyio.current_time(), time.monotonic()
     await anyio.sleep(60)
     assert anyio.current_time() - loop_before == pytest.approx(60)
     assert time.monotonic() - monotonic_before < 5
+
+
+def test_on_trio_the_loop_clock_is_not_time_monotonic_even_in_production() -> None:
+    """Trio's default clock adds a random offset of hours: the two clocks never mix."""
+
+    async def offset() -> float:
+        return anyio.current_time() - time.monotonic()
+
+    assert abs(anyio.run(offset, backend="trio")) > 10_000
 
 
 async def test_different_keys_load_separately(db: Database) -> None:
