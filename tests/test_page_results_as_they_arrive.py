@@ -207,3 +207,20 @@ def test_over_uvicorn_the_route_answers_no_sooner_than_its_calls_allow() -> None
     complete_ms, partial_ms = (int(ms) for _, ms, _ in answers)
     assert complete_ms >= LATENCY_MS["quote.acme"]
     assert partial_ms >= ROUTE_BUDGET_MS
+
+
+def test_break_leaves_the_loop_but_the_asyncio_group_waits_for_the_rest() -> None:
+    (answered,) = printed("break_waits_for_the_rest.py", r"#> initech answered at (\d+) ms")
+    _, acme_end, acme_outcome = span("break_waits_for_the_rest.py", "acme(7)")
+    assert acme_outcome == ""  # nobody cancelled it
+    assert totals("break_waits_for_the_rest.py")[0] == acme_end > int(answered)
+
+
+@pytest.mark.parametrize("title", ["first_answer_asyncio.py", "first_answer_anyio.py"])
+def test_the_first_answer_ends_the_fan_out_and_cancels_the_rest(title: str) -> None:
+    _, answered, outcome = span(title, "initech(7)")
+    assert outcome == ""
+    for slower in ("acme(7)", "globex(7)"):
+        assert span(title, slower) == (0, answered, "cancelled")
+    assert totals(title)[0] == answered
+    assert f"#> initech answered, took {answered} ms" in recorded(title)
