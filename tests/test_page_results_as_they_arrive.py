@@ -4,6 +4,7 @@
   outputs of the blocks they name (found by `title="..."`).
 - Handling results as they arrive gives the same timeline in every tab, and
   the waterfall shapes (await in a loop, `anyio.amap()`) the same as each other.
+- The route answers 200 with what it has, and 503 when it has nothing.
 - The route over Uvicorn (a real run) answers in the shape the prose says,
   never sooner than the slowest call or the budget it waited for.
 - The deadline's claims: `asyncio.wait(timeout=...)` cancelled nothing and
@@ -193,6 +194,8 @@ def test_the_route_answers_at_its_budget_with_what_it_has() -> None:
     answers = re.findall(r"#> (\d{3}) at (\d+) ms, missing (\[.*?\])", source)
     assert answers == [("200", "300", "[]"), ("200", "400", "['acme', 'globex']")]
     assert "#> {'initech': 2047} False" in source
+    # With no quote at all the route has nothing to answer with: 503, every supplier named.
+    assert "#> 503 ['acme', 'globex', 'initech']" in source
 
 
 def test_over_uvicorn_the_route_answers_no_sooner_than_its_calls_allow() -> None:
