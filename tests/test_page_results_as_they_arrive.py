@@ -227,3 +227,32 @@ def test_the_first_answer_ends_the_fan_out_and_cancels_the_rest(title: str) -> N
         assert span(title, slower) == (0, answered, "cancelled")
     assert totals(title)[0] == answered
     assert f"#> initech answered, took {answered} ms" in recorded(title)
+
+
+def test_the_home_page_rows_are_what_the_blocks_printed() -> None:
+    """Each P1 row of the home page's Results table, held to the block it summarises
+    (tests/test_site.py only checks that each figure is somewhere in the Performance table)."""
+    rows = {
+        row[1]: row[2:]
+        for row in table_rows(section(DOCS / "index.md", "## Results"))
+        if "results-as-they-arrive.md" in row[0]
+    }
+    assert rows == {
+        "three quotes, each saved: first one saved": [
+            first_and_total("Before")[0],
+            first_and_total("After (asyncio)")[0],
+        ],
+        "250 ms deadline on three quotes, the slowest 300 ms": [
+            f"{totals('wait_timeout.py')[0]} ms",
+            f"{totals('deadline_asyncio.py')[0]} ms",
+        ],
+    }, (
+        f"docs/index.md:{results_line()}: the P1 rows of the Results table differ from "
+        "what the page's blocks recorded; copy the figures from the page's Performance table"
+    )
+
+
+def results_line() -> int:
+    """The line of the home page's `## Results` heading."""
+    lines = (DOCS / "index.md").read_text().splitlines()
+    return lines.index("## Results") + 1
