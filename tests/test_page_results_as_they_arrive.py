@@ -105,6 +105,18 @@ def test_the_arrival_rows_are_what_the_blocks_printed() -> None:
         assert rows[label] == list(first_and_total(f"After ({tab})"))
 
 
+
+def test_the_first_answer_rows_are_what_the_blocks_printed() -> None:
+    rows = performance()
+    title = "break_waits_for_the_rest.py"
+    (answered,) = printed(title, r"#> initech answered at (\d+) ms")
+    label = f"`break` at the first quote, in an asyncio task group (`{title}`)"
+    assert rows[label] == [f"{answered} ms", f"{totals(title)[0]} ms"]
+    for title in ("first_answer_asyncio.py", "first_answer_anyio.py"):
+        (took,) = printed(title, r"#> initech answered, took (\d+) ms")
+        label = f"The first quote wins, the others cancelled (`{title}`)"
+        assert rows[label] == [f"{span(title, 'initech(7)')[1]} ms", f"{took} ms"]
+
 def test_the_deadline_rows_are_what_the_blocks_printed() -> None:
     rows = performance()
     (kept,) = printed("wait_timeout.py", r"kept (\[.*?\]), 1 pending")
