@@ -4,6 +4,7 @@
   outputs of the blocks they name (found by `title="..."`).
 - Handling results as they arrive gives the same timeline in every tab, and
   the waterfall shapes (await in a loop, `anyio.amap()`) the same as each other.
+- The route answers 200 with what it has, and 503 when it has nothing.
 - The route over Uvicorn (a real run) answers in the shape the prose says,
   never sooner than the slowest call or the budget it waited for.
 - The deadline's claims: `asyncio.wait(timeout=...)` cancelled nothing and
@@ -104,6 +105,18 @@ def test_the_arrival_rows_are_what_the_blocks_printed() -> None:
         assert rows[label] == list(first_and_total(f"After ({tab})"))
 
 
+
+def test_the_first_answer_rows_are_what_the_blocks_printed() -> None:
+    rows = performance()
+    title = "break_waits_for_the_rest.py"
+    (answered,) = printed(title, r"#> initech answered at (\d+) ms")
+    label = f"`break` at the first quote, in an asyncio task group (`{title}`)"
+    assert rows[label] == [f"{answered} ms", f"{totals(title)[0]} ms"]
+    for title in ("first_answer_asyncio.py", "first_answer_anyio.py"):
+        (took,) = printed(title, r"#> initech answered, took (\d+) ms")
+        label = f"The first quote wins, the others cancelled (`{title}`)"
+        assert rows[label] == [f"{span(title, 'initech(7)')[1]} ms", f"{took} ms"]
+
 def test_the_deadline_rows_are_what_the_blocks_printed() -> None:
     rows = performance()
     (kept,) = printed("wait_timeout.py", r"kept (\[.*?\]), 1 pending")
@@ -193,6 +206,8 @@ def test_the_route_answers_at_its_budget_with_what_it_has() -> None:
     answers = re.findall(r"#> (\d{3}) at (\d+) ms, missing (\[.*?\])", source)
     assert answers == [("200", "300", "[]"), ("200", "400", "['acme', 'globex']")]
     assert "#> {'initech': 2047} False" in source
+    # With no quote at all the route has nothing to answer with: 503, every supplier named.
+    assert "#> 503 ['acme', 'globex', 'initech']" in source
 
 
 def test_over_uvicorn_the_route_answers_no_sooner_than_its_calls_allow() -> None:
@@ -207,3 +222,49 @@ def test_over_uvicorn_the_route_answers_no_sooner_than_its_calls_allow() -> None
     complete_ms, partial_ms = (int(ms) for _, ms, _ in answers)
     assert complete_ms >= LATENCY_MS["quote.acme"]
     assert partial_ms >= ROUTE_BUDGET_MS
+
+
+def test_break_leaves_the_loop_but_the_asyncio_group_waits_for_the_rest() -> None:
+    (answered,) = printed("break_waits_for_the_rest.py", r"#> initech answered at (\d+) ms")
+    _, acme_end, acme_outcome = span("break_waits_for_the_rest.py", "acme(7)")
+    assert acme_outcome == ""  # nobody cancelled it
+    assert totals("break_waits_for_the_rest.py")[0] == acme_end > int(answered)
+
+
+@pytest.mark.parametrize("title", ["first_answer_asyncio.py", "first_answer_anyio.py"])
+def test_the_first_answer_ends_the_fan_out_and_cancels_the_rest(title: str) -> None:
+    _, answered, outcome = span(title, "initech(7)")
+    assert outcome == ""
+    for slower in ("acme(7)", "globex(7)"):
+        assert span(title, slower) == (0, answered, "cancelled")
+    assert totals(title)[0] == answered
+    assert f"#> initech answered, took {answered} ms" in recorded(title)
+
+
+def test_the_home_page_rows_are_what_the_blocks_printed() -> None:
+    """Each P1 row of the home page's Results table, held to the block it summarises
+    (tests/test_site.py only checks that each figure is somewhere in the Performance table)."""
+    rows = {
+        row[1]: row[2:]
+        for row in table_rows(section(DOCS / "index.md", "## Results"))
+        if "results-as-they-arrive.md" in row[0]
+    }
+    assert rows == {
+        "three quotes, each saved: first one saved": [
+            first_and_total("Before")[0],
+            first_and_total("After (asyncio)")[0],
+        ],
+        "250 ms deadline on three quotes, the slowest 300 ms": [
+            f"{totals('wait_timeout.py')[0]} ms",
+            f"{totals('deadline_asyncio.py')[0]} ms",
+        ],
+    }, (
+        f"docs/index.md:{results_line()}: the P1 rows of the Results table differ from "
+        "what the page's blocks recorded; copy the figures from the page's Performance table"
+    )
+
+
+def results_line() -> int:
+    """The line of the home page's `## Results` heading."""
+    lines = (DOCS / "index.md").read_text().splitlines()
+    return lines.index("## Results") + 1

@@ -187,6 +187,36 @@ async def test_writes_are_recorded_and_queries_listed() -> None:
     assert database.queries == ["db.update_profile(1)", "db.get_user(1)"]
 
 
+async def test_a_call_needs_its_services_entry_unless_it_names_its_own() -> None:
+    """`NEEDS` holds what a service waits for; a call whose needs depend on its
+    arguments (a quote's save needs that supplier's quote) names them itself,
+    through a Database and through a Connection alike."""
+    database = Database()
+    with Timeline() as timeline:
+        await database.update_profile(1, {"name": "Ada"})
+        await database.save_quote(services.Quote("acme", 7, 1897))
+        async with database.connection() as conn:
+            await conn.save_quote(services.Quote("initech", 7, 2047))
+    assert [span.needs for span in timeline.spans] == [
+        services.NEEDS["db.update_profile"],
+        ("quote.acme",),
+        ("quote.initech",),
+    ]
+
+
+async def test_a_save_waits_only_for_its_own_quote_on_the_critical_path() -> None:
+    """Saving the fastest quote after every quote is in is a waterfall the
+    critical path shows: that save could end at 100 + 50 ms, so only the slowest
+    quote bounds the run."""
+    database = Database()
+    with Timeline() as timeline:
+        fastest, _ = await anyio.gather(services.quote_initech(7), services.quote_acme(7))
+        await database.save_quote(fastest)
+    slowest, save = LATENCY_MS["quote.acme"], LATENCY_MS["db.save_quote"]
+    assert timeline.total_ms == slowest + save
+    assert timeline.critical_path_ms() == slowest
+
+
 async def test_a_connection_runs_one_query_at_a_time() -> None:
     database = Database()
     errors: list[str] = []
