@@ -269,3 +269,31 @@ async def test_many_jobs_all_run_and_none_is_left() -> None:
     assert now_ms(started) == 10
     assert sorted(ended) == list(range(5000))
     assert (after.finished, after.running) == (5000, [])
+
+
+async def test_a_job_that_raises_system_exit_ends_the_runner_and_its_block(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    """Only `Exception` is caught: SystemExit and KeyboardInterrupt go through.
+
+    On asyncio they leave the event loop itself from the task that raised
+    (asyncio re-raises them out of `run()`), which would end this test run
+    too, so this runs on Trio, where they travel through the task group.
+    """
+    if anyio_backend[0] != "trio":
+        pytest.skip("on asyncio SystemExit in a task stops the event loop itself")
+    body_ended: list[str] = []
+
+    async def exits() -> None:
+        await anyio.sleep(0.05)
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        async with AfterResponse(drain_seconds=5) as after:
+            after.start(exits)
+            after.start(anyio.sleep, 5)
+            await anyio.sleep(1)
+            body_ended.append("body")
+    assert body_ended == []  # the lifespan's body was cancelled with it
+    assert after.cancelled == [Job("sleep")]
+    assert after.failed == 0

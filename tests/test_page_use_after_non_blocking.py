@@ -200,8 +200,9 @@ def test_shutdown_drains_background_tasks_then_the_runner_within_its_deadline() 
     after = lines[lines.index("/after/1", 2) : lines.index("/background/1", 2)]
     assert any(line.startswith("analytics_event(1)   cancelled") for line in after), after
     drained = next(line for line in lines if line.startswith("the lifespan shutdown drained"))
-    # The runner waited for its whole deadline (500 ms) before it cancelled.
-    assert 500 <= int(drained.split()[-2]) < 600
+    # The runner waited for its whole deadline (500 ms) before it cancelled;
+    # that it then stopped is the cancelled line above, not a time budget.
+    assert int(drained.split()[-2]) >= 500
 
 
 def test_the_runner_cancels_only_what_outlived_its_deadline() -> None:
