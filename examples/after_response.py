@@ -61,6 +61,7 @@ The helper imports nothing from the simulated services: copy it as it is.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ from types import MappingProxyType, TracebackType
 from typing import Self, TypeVarTuple, Unpack
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 __all__ = ["AfterResponse", "Job"]
@@ -110,6 +113,8 @@ class AfterResponse:
         self._idle = anyio.Event()
         self._task_group: TaskGroup | None = None
         self._opened = False
+        self._loop_token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop_thread: int | None = None
         self._exit_stack = AsyncExitStack()
 
     @property
@@ -130,17 +135,26 @@ class AfterResponse:
         path, the user): it is logged if the job fails or is cancelled.
         `name` defaults to the function's name. The job keeps a read-only
         copy of `context` (a shallow one: pass plain values, not objects the
-        request goes on changing). Raises `RuntimeError` when the runner is
-        not open (before `async with`, or after shutdown).
+        request goes on changing). It may be called from a worker thread too
+        (a framework runs a plain `def` endpoint in one): the job is then
+        started on the event loop's thread. Raises `RuntimeError` when the
+        runner is not open (before `async with`, or after shutdown).
         """
-        if self._task_group is None:
+        if self._task_group is None or self._loop_token is None:
             raise RuntimeError("AfterResponse is not open: start() needs `async with` around it")
+        if threading.get_ident() != self._loop_thread:
+            # A task group is not thread-safe: start the job from the loop's thread.
+            return anyio.from_thread.run_sync(
+                lambda: self.start(func, *args, context=context, name=name),
+                token=self._loop_token,
+            )
         job_name = name if name is not None else str(getattr(func, "__name__", func))
         job = Job(job_name, MappingProxyType(dict(context or {})))
         job_id = self._next_id
         self._next_id += 1
-        self._running[job_id] = job
         self._task_group.start_soon(self._run, job_id, job, func, *args, name=job.name)
+        # Listed once it is started (it runs at the next checkpoint, after this).
+        self._running[job_id] = job
         return job
 
     async def _run(
@@ -191,6 +205,8 @@ class AfterResponse:
         """The task group, opened and closed in one generator, as AnyIO and Trio require."""
         try:
             async with anyio.create_task_group() as task_group:
+                self._loop_token = anyio.lowlevel.current_token()
+                self._loop_thread = threading.get_ident()
                 self._task_group = task_group
                 try:
                     yield
