@@ -33,11 +33,27 @@ What it guarantees:
   rest, logs each one it cancelled, and lists them in `cancelled`. A job is
   never left running after the `async with` block.
 - **Nothing starts after shutdown.** `start()` raises `RuntimeError` once
-  the runner has closed.
+  the runner has closed, and a runner opens once.
+
+What it does not do:
+
+- **It cannot stop a job that refuses to be cancelled.** A job that shields
+  itself (`anyio.CancelScope(shield=True)`) or catches the cancellation and
+  goes on keeps the `async with` block open until it ends, past the
+  deadline: `drain_seconds` bounds only jobs that let themselves be
+  cancelled.
+- **It catches `Exception`, not `BaseException`.** `KeyboardInterrupt` or
+  `SystemExit` raised in a job ends the runner and the application, as it
+  would anywhere else.
+- **It has no bound.** Every `start()` starts a task at once; a burst of
+  requests starts as many jobs, all calling their service together. Bound
+  them where they call it, with one shared `anyio.CapacityLimiter`, or hand
+  them to a queue.
 
 It runs on any AnyIO backend, asyncio or Trio. The work runs in the same
-process: a crash or a kill loses it. Work that must survive those belongs
-in a queue with its own workers, not here.
+process: a crash, a kill or a deploy that outlasts the deadline loses it.
+Work that must happen belongs in a durable queue with its own workers, not
+here.
 
 The helper imports nothing from the simulated services: copy it as it is.
 """
@@ -45,13 +61,16 @@ The helper imports nothing from the simulated services: copy it as it is.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Self, TypeVarTuple, Unpack
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 __all__ = ["AfterResponse", "Job"]
@@ -64,7 +83,8 @@ class Job:
     """One piece of work handed to the runner, with the context of the request that started it."""
 
     name: str
-    context: Mapping[str, object] = field(default_factory=dict)
+    # Read-only, and left out of the hash: a job stays hashable, like any frozen dataclass.
+    context: Mapping[str, object] = field(default_factory=dict, hash=False)
 
     def describe(self) -> str:
         """`name (key=value, ...)`: how a log line names the job."""
@@ -92,6 +112,9 @@ class AfterResponse:
         self._next_id = 0
         self._idle = anyio.Event()
         self._task_group: TaskGroup | None = None
+        self._opened = False
+        self._loop_token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop_thread: int | None = None
         self._exit_stack = AsyncExitStack()
 
     @property
@@ -110,17 +133,28 @@ class AfterResponse:
 
         `context` says which request started the job (a request id, the
         path, the user): it is logged if the job fails or is cancelled.
-        `name` defaults to the function's name. Raises `RuntimeError` when
-        the runner is not open (before `async with`, or after shutdown).
+        `name` defaults to the function's name. The job keeps a read-only
+        copy of `context` (a shallow one: pass plain values, not objects the
+        request goes on changing). It may be called from a worker thread too
+        (a framework runs a plain `def` endpoint in one): the job is then
+        started on the event loop's thread. Raises `RuntimeError` when the
+        runner is not open (before `async with`, or after shutdown).
         """
-        if self._task_group is None:
+        if self._task_group is None or self._loop_token is None:
             raise RuntimeError("AfterResponse is not open: start() needs `async with` around it")
+        if threading.get_ident() != self._loop_thread:
+            # A task group is not thread-safe: start the job from the loop's thread.
+            return anyio.from_thread.run_sync(
+                lambda: self.start(func, *args, context=context, name=name),
+                token=self._loop_token,
+            )
         job_name = name if name is not None else str(getattr(func, "__name__", func))
-        job = Job(job_name, dict(context or {}))
+        job = Job(job_name, MappingProxyType(dict(context or {})))
         job_id = self._next_id
         self._next_id += 1
-        self._running[job_id] = job
         self._task_group.start_soon(self._run, job_id, job, func, *args, name=job.name)
+        # Listed once it is started (it runs at the next checkpoint, after this).
+        self._running[job_id] = job
         return job
 
     async def _run(
@@ -150,6 +184,11 @@ class AfterResponse:
                 self._idle = anyio.Event()
 
     async def __aenter__(self) -> Self:
+        if self._opened:
+            # Entered twice, the inner block's exit would close the runner
+            # under the outer one, and the counters would mix two lifetimes.
+            raise RuntimeError("AfterResponse opens once: make a new one for each lifespan")
+        self._opened = True
         await self._exit_stack.enter_async_context(self._lifetime())
         return self
 
@@ -166,6 +205,8 @@ class AfterResponse:
         """The task group, opened and closed in one generator, as AnyIO and Trio require."""
         try:
             async with anyio.create_task_group() as task_group:
+                self._loop_token = anyio.lowlevel.current_token()
+                self._loop_thread = threading.get_ident()
                 self._task_group = task_group
                 try:
                     yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from examples.after_response import AfterResponse, Job
@@ -182,3 +184,143 @@ async def test_a_job_sees_the_context_variables_of_the_request_that_started_it()
             requests.start_soon(handler, after, "r-1")
             requests.start_soon(handler, after, "r-2")
     assert sorted(seen) == ["r-1", "r-2"]
+
+
+async def test_a_job_is_hashable_and_keeps_a_read_only_copy_of_its_context() -> None:
+    context: dict[str, object] = {"request_id": "r-1"}
+    async with AfterResponse(drain_seconds=1) as after:
+        job = after.start(anyio.lowlevel.checkpoint, context=context)
+        context["request_id"] = "r-2"  # the handler reuses its dict
+    assert job.context == {"request_id": "r-1"}
+    assert hash(job) == hash(Job("checkpoint", {"request_id": "r-1"}))
+    writable: Any = job.context  # what a job that tries to change it would do
+    with pytest.raises(TypeError):
+        writable["request_id"] = "r-3"
+
+
+async def test_the_runner_opens_once() -> None:
+    after = AfterResponse(drain_seconds=1)
+    async with after:
+        with pytest.raises(RuntimeError, match="opens once"):
+            async with after:
+                pass
+        # The refused second entry left the first one open.
+        after.start(anyio.lowlevel.checkpoint)
+    with pytest.raises(RuntimeError, match="opens once"):
+        async with after:
+            pass
+    assert after.finished == 1
+
+
+async def test_a_job_started_by_a_job_while_draining_is_drained_too() -> None:
+    ended: list[str] = []
+
+    async def child() -> None:
+        await anyio.sleep(0.1)
+        ended.append("child")
+
+    async def parent(after: AfterResponse) -> None:
+        await anyio.sleep(0.05)
+        after.start(child)
+
+    started = anyio.current_time()
+    async with AfterResponse(drain_seconds=1) as after:
+        after.start(parent, after)
+    assert ended == ["child"]
+    assert now_ms(started) == 150
+    assert (after.finished, after.cancelled) == (2, [])
+
+
+async def test_a_job_that_shields_itself_holds_the_block_past_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """drain_seconds bounds only jobs that let themselves be cancelled."""
+    ended: list[str] = []
+
+    async def stubborn() -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(2)
+        ended.append("stubborn")
+
+    started = anyio.current_time()
+    with caplog.at_level(logging.WARNING, logger="after_response"):
+        async with AfterResponse(drain_seconds=0.5) as after:
+            after.start(stubborn)
+    # Cancelled (and said so) at the deadline, but it ran to its end at 2 s.
+    assert now_ms(started) == 2000
+    assert ended == ["stubborn"]
+    assert after.cancelled == [Job("stubborn")]
+    assert [r.getMessage() for r in caplog.records] == [
+        "work after the response cancelled at shutdown: stubborn"
+    ]
+
+
+async def test_many_jobs_all_run_and_none_is_left() -> None:
+    ended: list[int] = []
+
+    async def job(number: int) -> None:
+        await anyio.sleep(0.01)
+        ended.append(number)
+
+    started = anyio.current_time()
+    async with AfterResponse(drain_seconds=1) as after:
+        for number in range(5000):
+            after.start(job, number)
+    # No bound: they all ran at once.
+    assert now_ms(started) == 10
+    assert sorted(ended) == list(range(5000))
+    assert (after.finished, after.running) == (5000, [])
+
+
+async def test_a_job_that_raises_system_exit_ends_the_runner_and_its_block(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    """Only `Exception` is caught: SystemExit and KeyboardInterrupt go through.
+
+    On asyncio they leave the event loop itself from the task that raised
+    (asyncio re-raises them out of `run()`), which would end this test run
+    too, so this runs on Trio, where they travel through the task group.
+    """
+    if anyio_backend[0] != "trio":
+        pytest.skip("on asyncio SystemExit in a task stops the event loop itself")
+    body_ended: list[str] = []
+
+    async def exits() -> None:
+        await anyio.sleep(0.05)
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        async with AfterResponse(drain_seconds=5) as after:
+            after.start(exits)
+            after.start(anyio.sleep, 5)
+            await anyio.sleep(1)
+            body_ended.append("body")
+    assert body_ended == []  # the lifespan's body was cancelled with it
+    # The other job was cancelled with it (whether it is also listed in
+    # `cancelled` depends on which task Trio runs first), and none is left.
+    assert (after.finished, after.failed, after.running) == (0, 0, [])
+
+
+async def test_start_from_a_worker_thread_starts_the_job_on_the_event_loop() -> None:
+    """A framework runs a plain `def` endpoint in a worker thread."""
+    ended: list[str] = []
+
+    async def audit(path: str) -> None:
+        await anyio.sleep(0.01)
+        ended.append(path)
+
+    def sync_endpoint(after: AfterResponse) -> Job:
+        return after.start(audit, "/sync", context={"path": "/sync"})
+
+    async with AfterResponse(drain_seconds=1) as after:
+        job = await anyio.to_thread.run_sync(sync_endpoint, after)
+    assert job == Job("audit", {"path": "/sync"})
+    assert ended == ["/sync"]
+    assert (after.finished, after.cancelled) == (1, [])
+
+
+async def test_start_from_a_worker_thread_after_shutdown_is_refused() -> None:
+    async with AfterResponse(drain_seconds=1) as after:
+        pass
+    with pytest.raises(RuntimeError, match="not open"):
+        await anyio.to_thread.run_sync(after.start, anyio.lowlevel.checkpoint)

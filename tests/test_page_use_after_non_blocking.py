@@ -21,7 +21,7 @@ import re
 
 from examples.services import LATENCY_MS
 from tests.harness import DOCS
-from tests.pagecheck import block_titled, section, table_rows
+from tests.pagecheck import block_titled, section, table_differences, table_rows
 
 PAGE = DOCS / "patterns" / "use-after-non-blocking.md"
 INDEX = DOCS / "index.md"
@@ -104,28 +104,30 @@ def expected_rows() -> dict[str, tuple[str, str]]:
 def test_performance_table_is_what_the_blocks_recorded() -> None:
     rows = {row[0]: (row[1], row[2]) for row in table_rows(section(PAGE, "## Performance"))[1:]}
     expected = expected_rows()
-    assert set(rows) == set(expected), (
-        f"{PAGE.name}: the Performance table's rows are not the ones this test reads "
-        f"from the blocks; add or rename them in both"
-    )
-    wrong = {
-        label: (rows[label], expected[label]) for label in rows if rows[label] != expected[label]
-    }
-    assert not wrong, (
-        f"{PAGE.name}: Performance rows differ from the recorded outputs "
-        f"(table, recorded): {wrong}; copy the recorded figures into the table"
-    )
+    assert rows == expected, table_differences(PAGE, "Performance", rows, expected)
 
 
 def test_the_short_answer_and_the_home_page_say_the_same() -> None:
     before, after = runs("Before")[0], runs("After (asyncio)")[0]
-    summary = {row[0]: row[1:] for row in table_rows(section(PAGE, "## The short answer"))[1:]}
-    assert summary["Response"] == [before[0], after[0]]
-    assert summary["Every side effect done"] == [before[1], after[1]]
-    home = [row for row in table_rows(section(INDEX, "## Results")) if "use-after" in row[0]]
-    assert [row[2:] for row in home] == [[before[0], after[0]]], (
-        f"docs/index.md Results: the 2.6 row must say {before[0]} and {after[0]}"
+    summary = {
+        row[0]: tuple(row[1:]) for row in table_rows(section(PAGE, "## The short answer"))[1:]
+    }
+    expected = {
+        "Response": (before[0], after[0]),
+        "Every side effect done": (before[1], after[1]),
+    }
+    assert summary == expected, table_differences(PAGE, "The short answer", summary, expected)
+    home = {
+        row[0]: tuple(row[2:])
+        for row in table_rows(section(INDEX, "## Results"))
+        if "use-after" in row[0]
+    }
+    assert home, (
+        f"{INDEX.relative_to(DOCS.parent)}: the Results table has no row linking "
+        "patterns/use-after-non-blocking.md; add one with the short answer's figures"
     )
+    wanted = {label: (before[0], after[0]) for label in home}
+    assert home == wanted, table_differences(INDEX, "Results", home, wanted)
 
 
 def ms(figure: str) -> int:
@@ -200,8 +202,9 @@ def test_shutdown_drains_background_tasks_then_the_runner_within_its_deadline() 
     after = lines[lines.index("/after/1", 2) : lines.index("/background/1", 2)]
     assert any(line.startswith("analytics_event(1)   cancelled") for line in after), after
     drained = next(line for line in lines if line.startswith("the lifespan shutdown drained"))
-    # The runner waited for its whole deadline (500 ms) before it cancelled.
-    assert 500 <= int(drained.split()[-2]) < 600
+    # The runner waited for its whole deadline (500 ms) before it cancelled;
+    # that it then stopped is the cancelled line above, not a time budget.
+    assert int(drained.split()[-2]) >= 500
 
 
 def test_the_runner_cancels_only_what_outlived_its_deadline() -> None:
