@@ -11,10 +11,11 @@ are cancelled, and `first_success()` returns only when they have finished
 cancelling: nothing it started is still running when it returns.
 
 `hedged(a, b, delay=0.05)` starts `a` alone, and `b` only if `a` has not
-succeeded after `delay` seconds (or as soon as `a` has failed). Set the delay
-to the call's 95th percentile and the second call is made for the slowest
-5% of requests only, which is where it helps: the load on the backends grows
-by about 5%, where starting both every time doubles it.
+succeeded after `delay` seconds (or as soon as `a` has failed). The second
+call is made only for the calls slower than the delay, which is where it
+helps, so the load on the backends grows by the share of such calls: at most
+5% with the delay at the call's 95th percentile, where starting both every
+time doubles it.
 
 Both take callables that return a fresh awaitable, `lambda: replica.get(key)`
 or `functools.partial(client.get, url)`, not coroutine objects: a call that
