@@ -68,7 +68,7 @@ async def hedged(*calls: Callable[[], Awaitable[T]], delay: float) -> T:
     `ExceptionGroup` of every failure when no call succeeds, and `ValueError`
     when there is no call or `delay` is negative.
     """
-    if delay < 0:
+    if not delay >= 0:  # also refuses NaN, which compares false with everything
         raise ValueError(f"delay must be zero or more seconds, not {delay}")
     return await _first_success(calls, delay=delay)
 

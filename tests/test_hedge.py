@@ -163,6 +163,13 @@ async def test_no_call_or_a_negative_delay_is_an_error() -> None:
         await hedged(*reads(Replica("a")), delay=-1)
 
 
+async def test_a_delay_that_is_not_a_number_is_an_error_before_any_call() -> None:
+    replica = Replica("a")
+    with pytest.raises(ValueError, match="delay must be zero or more"):
+        await hedged(*reads(replica, Replica("b")), delay=float("nan"))
+    assert replica.calls == 0
+
+
 async def test_one_call_is_returned_and_delay_zero_starts_every_call_at_once() -> None:
     with Timeline() as timeline:
         assert await hedged(*reads(Replica("a")), delay=0) == "price from a"
