@@ -161,3 +161,83 @@ async def test_no_call_or_a_negative_delay_is_an_error() -> None:
         await first_success()
     with pytest.raises(ValueError, match="delay must be zero or more"):
         await hedged(*reads(Replica("a")), delay=-1)
+
+
+async def test_a_delay_that_is_not_a_number_is_an_error_before_any_call() -> None:
+    replica = Replica("a")
+    with pytest.raises(ValueError, match="delay must be zero or more"):
+        await hedged(*reads(replica, Replica("b")), delay=float("nan"))
+    assert replica.calls == 0
+
+
+async def test_one_call_is_returned_and_delay_zero_starts_every_call_at_once() -> None:
+    with Timeline() as timeline:
+        assert await hedged(*reads(Replica("a")), delay=0) == "price from a"
+        answer = await hedged(*reads(Replica("b", slow=True), Replica("c")), delay=0)
+    assert answer == "price from c"
+    assert outcomes(timeline)["b.get(price)"] == (FAST, 2 * FAST, "cancelled")
+    assert outcomes(timeline)["c.get(price)"] == (FAST, 2 * FAST, "ok")
+
+
+async def test_a_success_and_a_failure_in_the_same_moment_return_the_success() -> None:
+    async def fails_at(seconds: float) -> str:
+        await anyio.sleep(seconds)
+        raise ServiceUnavailable("replica: 503 Service Unavailable")
+
+    async def answers_at(seconds: float) -> str:
+        await anyio.sleep(seconds)
+        return "answer"
+
+    assert await first_success(lambda: fails_at(0.04), lambda: answers_at(0.04)) == "answer"
+    assert await first_success(lambda: answers_at(0.04), lambda: fails_at(0.04)) == "answer"
+
+
+async def test_a_loser_whose_cancellation_fails_does_not_lose_the_winner() -> None:
+    async def breaks_when_cancelled() -> str:
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            raise RuntimeError("cleanup failed") from None
+        return "never"
+
+    answer = await first_success(breaks_when_cancelled, *reads(Replica("b")))
+    assert answer == "price from b"
+
+
+async def test_a_call_that_is_interrupted_propagates_the_interrupt_itself(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    # asyncio re-raises KeyboardInterrupt from a task out of its event loop,
+    # so only Trio gets as far as the helper: it must not wrap it in a group.
+    if anyio_backend[0] != "trio":
+        pytest.skip("asyncio stops the event loop itself on KeyboardInterrupt")
+
+    async def interrupted() -> str:
+        await anyio.sleep(0.01)
+        raise KeyboardInterrupt
+
+    replica = Replica("b", slow=True)
+    with pytest.raises(KeyboardInterrupt):
+        await first_success(interrupted, *reads(replica))
+    assert replica.calls == 1  # started, then cancelled: nothing left running
+
+
+async def test_a_call_cancelled_by_its_own_code_propagates_that_cancellation(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    # Only asyncio lets a CancelledError come out of a call nobody cancelled
+    # (for example, awaiting a future that someone else cancelled).
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("on Trio a cancellation always comes from a cancel scope")
+    import asyncio
+
+    async def awaits_a_cancelled_future() -> str:
+        await anyio.sleep(0.1)  # after a replica's answer
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        return await future
+
+    with pytest.raises(asyncio.CancelledError):
+        await first_success(awaits_a_cancelled_future)
+    # A sibling that answers first still wins.
+    assert await first_success(awaits_a_cancelled_future, *reads(Replica("b"))) == "price from b"

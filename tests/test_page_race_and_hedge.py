@@ -182,3 +182,28 @@ def test_on_the_real_stack_the_server_finishes_the_cancelled_requests() -> None:
     assert "orders written: 2" in lines
     # The route that watches for the disconnect cancels its read on the server.
     assert watched.endswith("cancelled"), f"{PAGE.name}: hedge_over_http.py: {watched}"
+
+
+def test_the_prose_figures_of_the_load_comparison_are_the_recorded_ones() -> None:
+    figures = load()
+    one, race, hedge = figures["one replica"], figures["race both"], figures["hedge at 50 ms"]
+    numbers = {1: "one", 20: "20"}
+    extra_hedge, extra_race = hedge["calls"] - one["calls"], race["calls"] - one["calls"]
+    text = " ".join(PAGE.read_text(encoding="utf-8").split())
+    sentences = [
+        # The short answer.
+        f"the hedge brings the slowest from {one['max']} ms to {hedge['max']} ms for "
+        f"{numbers.get(extra_hedge, str(extra_hedge))} extra call, where racing both every "
+        f"time makes {numbers.get(extra_race, str(extra_race))} extra calls",
+        # Under the load block.
+        f"the slowest request at {hedge['max']} ms instead of {one['max']}, "
+        f"and {hedge['calls']} calls",
+        # Under the Performance table.
+        f"makes the slowest read {one['max'] / hedge['max']:.1f} times faster for "
+        f"{round(100 * extra_hedge / one['calls'])}% more calls",
+    ]
+    for sentence in sentences:
+        assert sentence in text, (
+            f"{PAGE.name}: the prose must say {sentence!r}, from what hedge_load.py "
+            "recorded; rewrite the sentence from the recorded figures"
+        )
