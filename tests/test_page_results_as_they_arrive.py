@@ -105,7 +105,6 @@ def test_the_arrival_rows_are_what_the_blocks_printed() -> None:
         assert rows[label] == list(first_and_total(f"After ({tab})"))
 
 
-
 def test_the_first_answer_rows_are_what_the_blocks_printed() -> None:
     rows = performance()
     title = "break_waits_for_the_rest.py"
@@ -116,6 +115,7 @@ def test_the_first_answer_rows_are_what_the_blocks_printed() -> None:
         (took,) = printed(title, r"#> initech answered, took (\d+) ms")
         label = f"The first quote wins, the others cancelled (`{title}`)"
         assert rows[label] == [f"{span(title, 'initech(7)')[1]} ms", f"{took} ms"]
+
 
 def test_the_deadline_rows_are_what_the_blocks_printed() -> None:
     rows = performance()
