@@ -499,6 +499,25 @@ def block_titled(path: Path, title: str) -> CodeExample:
     return found[0]
 
 
+def recorded_lines(path: Path, title: str) -> list[str]:
+    """What the block titled `title` printed, as recorded under its prints, in order."""
+    block = block_titled(path, title)
+    lines, quoted = [], False
+    for line in block.source.splitlines():
+        text = line.strip()
+        if text == '"""':
+            quoted = not quoted
+        elif quoted:
+            lines.append(text)
+        elif text.startswith("#> "):
+            lines.append(text.removeprefix("#> "))
+    assert lines, (
+        f'{relative(path)}:{block.start_line}: block "{title}" has no recorded output: '
+        "run make update-examples"
+    )
+    return lines
+
+
 def section(path: Path, heading: str) -> list[str]:
     """The lines under a `## heading`, up to the next `## ` heading."""
     lines = path.read_text().splitlines()

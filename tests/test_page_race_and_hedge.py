@@ -19,8 +19,9 @@ import re
 
 import pytest
 
+from tests import pagecheck
 from tests.harness import DOCS
-from tests.pagecheck import block_titled, section, table_rows
+from tests.pagecheck import section, table_rows
 
 PAGE = DOCS / "patterns" / "race-and-hedge.md"
 
@@ -38,17 +39,7 @@ _LOAD = re.compile(
 
 def recorded_lines(title: str) -> list[str]:
     """What the block printed, as recorded under its prints, in order."""
-    lines, quoted = [], False
-    for line in block_titled(PAGE, title).source.splitlines():
-        text = line.strip()
-        if text == '"""':
-            quoted = not quoted
-        elif quoted:
-            lines.append(text)
-        elif text.startswith("#> "):
-            lines.append(text.removeprefix("#> "))
-    assert lines, f'{PAGE.name}: block "{title}" has no recorded output'
-    return lines
+    return pagecheck.recorded_lines(PAGE, title)
 
 
 def took(title: str) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tests import pagecheck
 from tests.harness import DOCS, relative
 from tests.pagecheck import block_titled, section, table_differences, table_rows
 
@@ -47,17 +48,7 @@ def at_block(title: str) -> str:
 
 def recorded_lines(title: str) -> list[str]:
     """What the block printed, as recorded under its prints, in order."""
-    lines, quoted = [], False
-    for line in block_titled(PAGE, title).source.splitlines():
-        text = line.strip()
-        if text == '"""':
-            quoted = not quoted
-        elif quoted:
-            lines.append(text)
-        elif text.startswith("#> "):
-            lines.append(text.removeprefix("#> "))
-    assert lines, f"{at_block(title)} has no recorded output: run make update-examples"
-    return lines
+    return pagecheck.recorded_lines(PAGE, title)
 
 
 def responses(title: str) -> list[Response]:

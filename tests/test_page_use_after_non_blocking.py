@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 
 from examples.services import LATENCY_MS
+from tests import pagecheck
 from tests.harness import DOCS
-from tests.pagecheck import block_titled, section, table_differences, table_rows
+from tests.pagecheck import section, table_differences, table_rows
 
 PAGE = DOCS / "patterns" / "use-after-non-blocking.md"
 INDEX = DOCS / "index.md"
@@ -33,17 +34,7 @@ _ROUTE = re.compile(r"^(?P<path>/\S+)\s+(?P<response>\d+) ms\s+(?P<done>\d+) ms$
 
 def recorded_lines(title: str) -> list[str]:
     """What the block printed, as recorded under its prints, in order."""
-    lines, quoted = [], False
-    for line in block_titled(PAGE, title).source.splitlines():
-        text = line.strip()
-        if text == '"""':
-            quoted = not quoted
-        elif quoted:
-            lines.append(text)
-        elif text.startswith("#> "):
-            lines.append(text.removeprefix("#> "))
-    assert lines, f'{PAGE.name}: block "{title}" has no recorded output'
-    return lines
+    return pagecheck.recorded_lines(PAGE, title)
 
 
 def runs(title: str) -> list[tuple[str, str]]:
