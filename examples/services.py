@@ -11,8 +11,10 @@ Failures read the way they do in production:
 - `auth()` rejects a token that is not a signed-in session (`Unauthorized`);
 - validators reject bad input (`ValidationError`);
 - `with outage("config"):` makes every call to a service fail after its
-  usual latency (`ServiceUnavailable`), and `with stall("auth"):` makes it
-  hang until it is cancelled.
+  usual latency (`ServiceUnavailable`), `with circuit_open("config"):` makes
+  it fail at once, before any wait, as a call through an open circuit
+  breaker does, and `with stall("auth"):` makes it hang until it is
+  cancelled.
 
 `Database` keeps an in-memory store whose writes can be counted, and models a
 real driver's rule that one connection runs one query at a time.
@@ -156,6 +158,7 @@ class Faults:
     """Which calls fail or hang. Process-wide: simulations run one at a time."""
 
     failing: set[str] = field(default_factory=set)
+    failing_fast: set[str] = field(default_factory=set)
     stalled: set[str] = field(default_factory=set)
     # Fail only the call with this sequence number (0 = first call made), for
     # tests that make each call of a run fail in turn.
@@ -165,6 +168,7 @@ class Faults:
 
     def reset(self) -> None:
         self.failing.clear()
+        self.failing_fast.clear()
         self.stalled.clear()
         self.fail_call_number = None
         self.stall_call_number = None
@@ -191,6 +195,15 @@ def _added(names: tuple[str, ...], to: set[str]) -> Iterator[None]:
 def outage(*services: str) -> AbstractContextManager[None]:
     """Inside this block, calls to these services fail with ServiceUnavailable."""
     return _added(services, faults.failing)
+
+
+def circuit_open(*services: str) -> AbstractContextManager[None]:
+    """Inside this block, calls to these services fail at once with ServiceUnavailable.
+
+    No time passes and the call never waits, as when a client's circuit
+    breaker is open: calls started in the same step fail in the same step.
+    """
+    return _added(services, faults.failing_fast)
 
 
 def stall(*services: str) -> AbstractContextManager[None]:
@@ -225,6 +238,8 @@ async def simulate(
     try:
         if service in faults.stalled or number == faults.stall_call_number:
             await anyio.sleep_forever()
+        if service in faults.failing_fast:
+            raise ServiceUnavailable(f"{service}: circuit open, not called")
         await anyio.sleep(latency / 1000)
         if service in faults.failing or number == faults.fail_call_number:
             raise ServiceUnavailable(f"{service}: 503 Service Unavailable")

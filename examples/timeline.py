@@ -156,9 +156,10 @@ def _end_or(span: Span, default: int) -> int:
 
 def _bar(start_ms: int, end_ms: int, total_ms: int, outcome: str) -> str:
     """A fixed-width bar; a call that ran at all gets at least one cell."""
+    fill = CANCELLED_BAR if outcome == "cancelled" else BAR
     if total_ms <= 0:
-        return " " * BAR_WIDTH
+        # Every call began and ended at 0 ms: each one is its first cell.
+        return fill + " " * (BAR_WIDTH - 1)
     first = min(BAR_WIDTH - 1, start_ms * BAR_WIDTH // total_ms)
     last = max(first + 1, round(end_ms * BAR_WIDTH / total_ms))
-    fill = CANCELLED_BAR if outcome == "cancelled" else BAR
     return " " * first + fill * (last - first) + " " * (BAR_WIDTH - last)

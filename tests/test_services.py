@@ -18,6 +18,7 @@ from examples.services import (
     ServiceUnavailable,
     Unauthorized,
     ValidationError,
+    circuit_open,
     outage,
     stall,
 )
@@ -139,6 +140,29 @@ async def test_each_call_can_fail_after_its_latency(service: str) -> None:
     assert timeline.total_ms == LATENCY_MS[service]
 
 
+@pytest.mark.parametrize("service", sorted(LATENCY_MS))
+async def test_each_call_can_fail_at_once_through_an_open_circuit(service: str) -> None:
+    with Timeline() as timeline, circuit_open(service):
+        with pytest.raises((ServiceUnavailable, Exception)) as raised:
+            await calls(Database())[CALL_OF_SERVICE[service]]()
+    if service in services.HTTP_API_SERVICES:
+        assert "503" in str(raised.value)  # the HTTP API answers at once, with a 503
+    else:
+        assert raised.type is ServiceUnavailable
+        assert "circuit open" in str(raised.value)
+    assert timeline.total_ms == 0
+    assert [span.outcome for span in timeline.spans] == ["failed: ServiceUnavailable"]
+
+
+async def test_calls_through_an_open_circuit_fail_without_a_checkpoint() -> None:
+    # Two calls started together fail in the same step, whatever the clock:
+    # neither ever reaches the event loop.
+    with circuit_open("config"):
+        coroutine = services.fetch_config()
+        with pytest.raises(ServiceUnavailable):
+            coroutine.send(None)
+
+
 async def test_stall_hangs_until_cancelled() -> None:
     with Timeline() as timeline, stall("config"):
         with anyio.move_on_after(1):
@@ -153,8 +177,9 @@ async def test_faults_end_with_their_block() -> None:
     assert await services.fetch_config() == {"theme": "dark", "beta": False}
 
 
-def test_unknown_service_names_are_rejected() -> None:
-    with pytest.raises(KeyError, match="unknown service"), outage("confgi"):
+@pytest.mark.parametrize("fault", [outage, circuit_open, stall])
+def test_unknown_service_names_are_rejected(fault: Callable[..., Any]) -> None:
+    with pytest.raises(KeyError, match="unknown service"), fault("confgi"):
         pass
 
 

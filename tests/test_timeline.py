@@ -10,6 +10,7 @@ import pytest
 from examples import timeline as timeline_module
 from examples.services import (
     auth,
+    circuit_open,
     fetch_config,
     fetch_user,
     fetch_user_data,
@@ -48,6 +49,19 @@ async def test_bars_are_proportional_and_aligned() -> None:
     bars = [line[len("user_data(1)  ") :][:BAR_WIDTH] for line in lines]
     assert bars[0] == "█" * 10 + " " * 20  # 0..50 of 150 ms
     assert bars[2] == " " * 10 + "█" * 20  # 50..150 of 150 ms
+
+
+async def test_calls_that_take_no_time_still_get_a_cell() -> None:
+    # Every call fails at once: the chart has no scale, and each call still shows.
+    with Timeline() as timeline:
+        with pytest.raises(ExceptionGroup), circuit_open("config", "auth"):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(auth, "session-ada")
+                tg.start_soon(fetch_config)
+    lines = str(timeline).splitlines()
+    assert lines[-1] == "total 0 ms"
+    bars = {line[len("config  ") :][:BAR_WIDTH] for line in lines[:-1]}
+    assert bars <= {"█" + " " * (BAR_WIDTH - 1), "░" + " " * (BAR_WIDTH - 1)}
 
 
 async def test_chart_is_the_same_on_every_backend_and_run() -> None:
