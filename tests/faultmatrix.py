@@ -34,7 +34,15 @@ from pytest_examples import CodeExample, find_examples
 
 from examples import services, timeline
 from tests import harness
-from tests.harness import DOCS, ExampleError, Settings, clocks_for, exception_tree, run_block
+from tests.harness import (
+    DOCS,
+    FAULT_CLOCKS,
+    ExampleError,
+    Settings,
+    clocks_for,
+    exception_tree,
+    run_block,
+)
 
 # Source text that means the block puts a deadline on its calls; only such a
 # block is expected to survive a call that never returns.
@@ -174,7 +182,7 @@ def cases(bases: list[Baseline]) -> list[FaultCase]:
     for base in bases:
         if base.error or not base.calls:
             continue
-        clocks = [clock for clock in clocks_for(base.example) if clock != "real"]
+        clocks = [clock for clock in clocks_for(base.example) if clock in FAULT_CLOCKS]
         kinds = ["fail", "stall"] if has_deadline(base.example) else ["fail"]
         for kind in kinds:
             for number in range(base.calls):

@@ -74,6 +74,7 @@ def counts_table(examples: list[CodeExample], fault_kinds: Counter[str]) -> str:
         ("Pages with Python blocks", str(len(pages))),
         ("Python blocks", str(len(examples))),
         ("Runs on virtual asyncio", str(runs["asyncio"])),
+        ("Runs on virtual asyncio with no timers due together", str(runs["ties"])),
         ("Runs on virtual Trio", str(runs["trio"])),
         ("Runs on the real clock", str(runs["real"])),
         ("Fault runs: a call failing", str(fault_kinds["fail"])),

@@ -1,8 +1,12 @@
 """Run a documentation code block the way the site promises it runs.
 
-One block is run in one of three clocks:
+One block is run in one of four clocks:
 
 - ``asyncio``: asyncio on a looptime loop (virtual time, exact output);
+- ``ties``: the same, except that no two timers are ever due at the same
+  moment: each is due a few nanoseconds after the one set before it, as on a
+  real clock (exact output). A block whose output depends on which of two
+  simultaneous timers fires first prints something else here;
 - ``trio``: Trio with ``MockClock(autojump_threshold=0)`` through AnyIO
   (virtual time, exact output), for blocks that start with ``anyio.run``;
 - ``real``: asyncio on the real clock; every ``N ms`` it prints must land
@@ -24,6 +28,7 @@ import contextlib
 import difflib
 import gc
 import importlib.util
+import itertools
 import logging
 import math
 import re
@@ -57,7 +62,15 @@ from tests import loopwatch
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-CLOCKS = ("asyncio", "trio", "real")
+CLOCKS = ("asyncio", "ties", "trio", "real")
+# The clocks a fault run (tests/faultmatrix.py) or a critical-path check uses:
+# one virtual run per event loop is enough to see what a failing call does.
+FAULT_CLOCKS = ("asyncio", "trio")
+# On the ties clock, each timer set is due this much later than its nominal
+# moment, over the offset of the timer set before it: ten times the loop's
+# clock resolution, so that two of them never fall in one loop step, and
+# small enough that a thousand timers move no figure by a millisecond.
+TIE_STEP_S = 1e-8
 # A real-clock figure may be up to REAL_EARLY_MS early (timers and the
 # loop's clock round to the millisecond) and late by REAL_LATE_MS (the real
 # loop's own overhead on a quiet machine) plus whatever the machine delayed
@@ -237,7 +250,7 @@ def clocks_for(example: CodeExample, python: str | None = RUNNING_PYTHON) -> lis
         # Real servers answer in real time: no virtual clock can run these.
         return ["real"]
     if settings.backend == "asyncio" or not uses_anyio_run(example):
-        return ["asyncio", "real"]
+        return ["asyncio", "ties", "real"]
     return list(CLOCKS)
 
 
@@ -416,6 +429,8 @@ def _patched_runners(
             loop = asyncio.new_event_loop()
             watch.start_probe(loop)
             return loop
+        if clock == "ties":
+            return untied_loop()
         return looptime.new_event_loop()
 
     def asyncio_run(main: Any, *, debug: bool | None = None) -> Any:
@@ -443,6 +458,31 @@ def _patched_runners(
         )
 
     return asyncio_run, anyio_run
+
+
+def untied_loop() -> asyncio.AbstractEventLoop:
+    """A looptime loop on which no two timers are ever due at the same moment.
+
+    On a real clock, time passes while code runs, so of two timers set for
+    the same delay the one set first is due first, and a loop that wakes on
+    time fires them in two steps. A virtual clock stands still while code
+    runs: the two are due at the same moment and fire in one step, in the
+    heap's order. Here each timer is due `TIE_STEP_S` later than the one set
+    before it would be, so ties break the way a real clock breaks them.
+    """
+    loop = looptime.new_event_loop(resolution=1e-9)
+    nominal_call_at = loop.call_at
+    set_before = itertools.count(1)
+
+    def call_at(
+        when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        return nominal_call_at(
+            when + next(set_before) * TIE_STEP_S, callback, *args, context=context
+        )
+
+    loop.call_at = call_at  # type: ignore[method-assign]
+    return loop
 
 
 class _Lines:
@@ -767,6 +807,15 @@ def fastest_real_recording(example: CodeExample, tmp_path: Path) -> str | None:
 def check_exact(example: CodeExample, new_source: str | None, clock: str) -> None:
     if new_source is None:
         return
+    if clock == "ties":
+        raise ExampleError(
+            f"{location(example, _first_difference(example.source, new_source))}: "
+            "printed output differs from the recorded output when no two timers are due "
+            "at the same moment (ties clock), as on a real clock; the asyncio clock fires "
+            "such timers in one step. What the block prints depends on which of two "
+            "simultaneous events comes first: give them different latencies, or make "
+            "the output the same whichever comes first.\n" + _diff(example, new_source)
+        )
     raise ExampleError(
         f"{location(example, _first_difference(example.source, new_source))}: "
         f"printed output differs from the recorded output ({clock} clock). "

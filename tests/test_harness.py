@@ -63,6 +63,33 @@ def test_wrong_recorded_output_fails_at_its_line(tmp_path: Path) -> None:
     assert "+    #> took 100 ms" in message
 
 
+def test_output_that_depends_on_tied_timers_fails_on_the_ties_clock(tmp_path: Path) -> None:
+    # Both 50 ms calls are due at the same virtual moment: one step on the
+    # asyncio clock, two steps on the ties clock (and on a quiet real one).
+    run_and_check("tied_timers.md", "asyncio", tmp_path)
+    with pytest.raises(ExampleError) as failure:
+        run_and_check("tied_timers.md", "ties", tmp_path)
+    message = str(failure.value)
+    assert message.startswith(f"{where('tied_timers.md', '#> 2 done first')}: ")
+    assert "no two timers are due at the same moment" in message
+    assert "+    #> 1 done first" in message
+
+
+def test_the_ties_clock_fires_the_timer_set_first_first_and_moves_no_figure(
+    tmp_path: Path,
+) -> None:
+    example = CodeExample.create(
+        "import asyncio\n\n\nasync def main():\n    loop = asyncio.get_running_loop()\n"
+        "    fired = []\n    for name in ('b', 'a', 'c'):\n"
+        "        loop.call_later(0.05, fired.append, name)\n"
+        "    await asyncio.sleep(0.06)\n"
+        "    print(fired, f'{loop.time() * 1000:.6f} ms')\n"
+        "    #> ['b', 'a', 'c'] 60.000040 ms\n\n\nasyncio.run(main())\n",
+        path=tmp_path / "page.md",
+    )
+    check_block(example, "ties", tmp_path)  # 10 ns per timer set: four of them
+
+
 @pytest.mark.parametrize("clock", CLOCKS)
 def test_time_sleep_on_the_loop_fails_at_its_line_on_every_clock(
     clock: str, tmp_path: Path
