@@ -201,8 +201,16 @@ def circuit_open(*services: str) -> AbstractContextManager[None]:
     """Inside this block, calls to these services fail at once with ServiceUnavailable.
 
     No time passes and the call never waits, as when a client's circuit
-    breaker is open: calls started in the same step fail in the same step.
+    breaker is open: calls started in the same step fail in the same step,
+    a stalled service's included. Not for the HTTP API's services, whose
+    calls are requests that reach `external_api_app`: use `outage()`.
     """
+    served = [name for name in services if name in HTTP_API_SERVICES]
+    if served:
+        raise ValueError(
+            f"{served} are called over HTTP, and a breaker would not send the request: "
+            "use outage() for them"
+        )
     return _added(services, faults.failing_fast)
 
 
@@ -236,10 +244,10 @@ async def simulate(
     span = timeline.begin(label, service, needs) if timeline else None
     outcome = "ok"
     try:
-        if service in faults.stalled or number == faults.stall_call_number:
-            await anyio.sleep_forever()
         if service in faults.failing_fast:
             raise ServiceUnavailable(f"{service}: circuit open, not called")
+        if service in faults.stalled or number == faults.stall_call_number:
+            await anyio.sleep_forever()
         await anyio.sleep(latency / 1000)
         if service in faults.failing or number == faults.fail_call_number:
             raise ServiceUnavailable(f"{service}: 503 Service Unavailable")

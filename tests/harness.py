@@ -3,10 +3,12 @@
 One block is run in one of four clocks:
 
 - ``asyncio``: asyncio on a looptime loop (virtual time, exact output);
-- ``ties``: the same, except that no two timers are ever due at the same
-  moment: each is due a few nanoseconds after the one set before it, as on a
-  real clock (exact output). A block whose output depends on which of two
-  simultaneous timers fires first prints something else here;
+- ``ties``: the same, except that two timers are never due at the same
+  moment: a timer set for a moment another timer is already set for is due
+  a few nanoseconds after it (exact output). Timers that tie are a race on
+  a real loop: usually they fire in one step, as on ``asyncio``; when the
+  second is set late, they fire a step apart, in the order they were set,
+  as here. A block must print the same either way;
 - ``trio``: Trio with ``MockClock(autojump_threshold=0)`` through AnyIO
   (virtual time, exact output), for blocks that start with ``anyio.run``;
 - ``real``: asyncio on the real clock; every ``N ms`` it prints must land
@@ -28,7 +30,6 @@ import contextlib
 import difflib
 import gc
 import importlib.util
-import itertools
 import logging
 import math
 import re
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +68,11 @@ CLOCKS = ("asyncio", "ties", "trio", "real")
 # The clocks a fault run (tests/faultmatrix.py) or a critical-path check uses:
 # one virtual run per event loop is enough to see what a failing call does.
 FAULT_CLOCKS = ("asyncio", "trio")
-# On the ties clock, each timer set is due this much later than its nominal
-# moment, over the offset of the timer set before it: ten times the loop's
-# clock resolution, so that two of them never fall in one loop step, and
-# small enough that a thousand timers move no figure by a millisecond.
+# On the ties clock, a timer set for the same moment (to the microsecond) as
+# timers set before it is due this much later than the last of them: ten
+# times the loop's clock resolution, so that the two never fall in one loop
+# step, and so small that a thousand timers tied together move no figure by
+# a millisecond.
 TIE_STEP_S = 1e-8
 # A real-clock figure may be up to REAL_EARLY_MS early (timers and the
 # loop's clock round to the millisecond) and late by REAL_LATE_MS (the real
@@ -463,23 +466,27 @@ def _patched_runners(
 def untied_loop() -> asyncio.AbstractEventLoop:
     """A looptime loop on which no two timers are ever due at the same moment.
 
-    On a real clock, time passes while code runs, so of two timers set for
-    the same delay the one set first is due first, and a loop that wakes on
-    time fires them in two steps. A virtual clock stands still while code
-    runs: the two are due at the same moment and fire in one step, in the
-    heap's order. Here each timer is due `TIE_STEP_S` later than the one set
-    before it would be, so ties break the way a real clock breaks them.
+    A virtual clock stands still while code runs, so two calls started one
+    after the other with the same latency are due at the same moment, and
+    fire in one step, in the heap's order. On a real loop that is the usual
+    outcome of a race, not the only one: when the second call is set late
+    enough, or something wakes the loop between the two, they fire a step
+    apart, the one set first first. Here every timer set for a moment that
+    timers were already set for is due `TIE_STEP_S` after the last of them,
+    so each tie takes that other outcome. Untied timers are not moved.
     """
     loop = looptime.new_event_loop(resolution=1e-9)
     nominal_call_at = loop.call_at
-    set_before = itertools.count(1)
+    set_for: Counter[int] = Counter()  # timers set so far, per microsecond
 
     def call_at(
         when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
-        return nominal_call_at(
-            when + next(set_before) * TIE_STEP_S, callback, *args, context=context
-        )
+        if math.isfinite(when):  # not a sleep_forever()
+            moment = round(when * 1_000_000)
+            when += set_for[moment] * TIE_STEP_S
+            set_for[moment] += 1
+        return nominal_call_at(when, callback, *args, context=context)
 
     loop.call_at = call_at  # type: ignore[method-assign]
     return loop
@@ -810,11 +817,12 @@ def check_exact(example: CodeExample, new_source: str | None, clock: str) -> Non
     if clock == "ties":
         raise ExampleError(
             f"{location(example, _first_difference(example.source, new_source))}: "
-            "printed output differs from the recorded output when no two timers are due "
-            "at the same moment (ties clock), as on a real clock; the asyncio clock fires "
-            "such timers in one step. What the block prints depends on which of two "
-            "simultaneous events comes first: give them different latencies, or make "
-            "the output the same whichever comes first.\n" + _diff(example, new_source)
+            "printed output differs from the recorded output when timers due at the "
+            "same moment fire a step apart, in the order they were set (ties clock); "
+            "the asyncio clock fires them in one step. On a real loop either can "
+            "happen: the block's output depends on which of two simultaneous events "
+            "comes first. Change the block so that it prints the same whichever comes "
+            "first, or so that the events do not tie.\n" + _diff(example, new_source)
         )
     raise ExampleError(
         f"{location(example, _first_difference(example.source, new_source))}: "
