@@ -12,7 +12,7 @@ import trio.testing
 
 from examples import services, timeline
 from tests.harness import ExampleError
-from tests.sitebuild import build_site, skip_while_links_are_broken
+from tests.sitebuild import skip_while_links_are_broken, the_site_build
 
 pytest_plugins = ["tests.postgres_fixtures", "tests.http_fixtures"]
 
@@ -51,12 +51,11 @@ def clean_backend() -> None:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site, built once per test session with `mkdocs build --strict`."""
+    """The site, built once per pytest run with `mkdocs build --strict`; read it, never write."""
     skip_while_links_are_broken()
-    site = tmp_path_factory.mktemp("site")
-    result = build_site(site)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
-    return site
+    build = the_site_build(tmp_path_factory)
+    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stderr}"
+    return build.site
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,6 +2,9 @@
 
 Test builds also check every link in the rendered HTML (the htmlproofer
 plugin), which `make build` leaves out to stay fast.
+
+The tests that need the site as `mkdocs.yml` describes it share one build
+per pytest run (`the_site_build`), whichever xdist worker they run on.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests import perrun
 from tests.harness import ROOT
 
 
@@ -42,6 +47,26 @@ def build_site(
         env=env,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """What one `build_site` of the project's mkdocs.yml made and printed."""
+
+    site: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def the_site_build(tmp_path_factory: pytest.TempPathFactory) -> SiteBuild:
+    """The site built from mkdocs.yml, with its rendered links checked, once per pytest run."""
+
+    def build(folder: Path) -> SiteBuild:
+        result = build_site(folder / "site")
+        return SiteBuild(folder / "site", result.returncode, result.stdout, result.stderr)
+
+    return perrun.once(tmp_path_factory, "site-build", build)
 
 
 def skip_while_links_are_broken() -> None:

@@ -13,13 +13,37 @@ from pathlib import Path
 
 import pytest
 
-from tests import faultmatrix
+from tests import faultmatrix, perrun
 
-BASELINES = faultmatrix.baselines(faultmatrix.all_examples())
-CASES = faultmatrix.cases(BASELINES)
+Matrix = tuple[list[faultmatrix.Baseline], list[faultmatrix.FaultCase]]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
+    """Every block's normal run and the fault cases they give.
+
+    Collecting this module needs them: the first xdist worker to collect it
+    runs the blocks, and the others read its result (tests/perrun.py).
+    """
+
+    def find(_folder: Path) -> Matrix:
+        baselines = faultmatrix.baselines(faultmatrix.all_examples())
+        return baselines, faultmatrix.cases(baselines)
+
+    return perrun.once(tmp_path_factory, "faultmatrix", find)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.name == "test_block_survives_fault":
+        # The tmp_path_factory fixture is this object; fixtures do not exist yet here.
+        _, cases = matrix(metafunc.config._tmp_path_factory)  # type: ignore[attr-defined]
+        metafunc.parametrize("case", cases, ids=str)
+
+
+@pytest.fixture(scope="session")
+def baselines_and_cases(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
+    return matrix(tmp_path_factory)
+
+
 def test_block_survives_fault(case: faultmatrix.FaultCase, tmp_path: Path) -> None:
     outcome = faultmatrix.run_case(case, tmp_path)
     if outcome.hung:
@@ -42,13 +66,14 @@ def test_block_survives_fault(case: faultmatrix.FaultCase, tmp_path: Path) -> No
     pytest.fail(message, pytrace=False)
 
 
-def test_matrix_covers_blocks_that_call_services() -> None:
+def test_matrix_covers_blocks_that_call_services(baselines_and_cases: Matrix) -> None:
     """Every block whose normal run makes a call is in the matrix."""
-    covered = {case.base.name for case in CASES}
-    calling = {base.name for base in BASELINES if base.calls and not base.error}
+    baselines, cases = baselines_and_cases
+    covered = {case.base.name for case in cases}
+    calling = {base.name for base in baselines if base.calls and not base.error}
     assert calling, "no block calls a simulated service"
     assert covered == calling
-    print(faultmatrix.summary(BASELINES, CASES))
+    print(faultmatrix.summary(baselines, cases))
 
 
 # --- The matrix catches what it claims to catch -----------------------------------------

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from tests.browser.site import load_config, nav_pages
 from tests.harness import DOCS
 from tests.pagecheck import section, table_rows
-from tests.sitebuild import build_site
+from tests.sitebuild import the_site_build
 
 
-def test_build_is_strict_and_quiet(tmp_path: Path) -> None:
-    result = build_site(tmp_path / "site")
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+def test_build_is_strict_and_quiet(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The build the other site tests read (`built_site`), and all it printed."""
+    build = the_site_build(tmp_path_factory)
+    output = build.stdout + build.stderr
+    assert build.returncode == 0, output
     assert "WARNING" not in output, output
     assert "end of life" not in output, "the Material notice should be silenced"
 

@@ -65,12 +65,10 @@ def chart_problems(site: Path, page: NavPage) -> list[str]:
     return problems
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site_dir = tmp_path_factory.mktemp("charts") / "site"
-    result = build_site(site_dir, check_rendered_links=False)
-    assert result.returncode == 0, result.stderr
-    return site_dir
+@pytest.fixture
+def site(built_site: Path) -> Path:
+    """The run's one build of the site (tests/conftest.py); the charts are read from it."""
+    return built_site
 
 
 def test_every_recorded_timeline_has_one_chart(site: Path) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from tests import figures
 from tests.harness import relative
 from tests.test_docs import EXAMPLES
-from tests.test_faults import CASES
+from tests.test_faults import matrix
 
 
-def test_the_counts_are_the_suites() -> None:
+def test_the_counts_are_the_suites(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _, cases = matrix(tmp_path_factory)
     line, stated = figures.section_text(figures.TESTING_PAGE, "suite counts")
-    actual = figures.counts_table(EXAMPLES, Counter(case.kind for case in CASES))
+    actual = figures.counts_table(EXAMPLES, Counter(case.kind for case in cases))
     assert stated == actual, (
         f"{relative(figures.TESTING_PAGE)}:{line}: the suite's counts are out of date; "
         "run `make update-examples` to rewrite them.\n"

@@ -7,14 +7,12 @@ after the block, `docs/page.md:FIRST-LAST`, as its run items are, so
 
 from __future__ import annotations
 
-import fcntl
-import pickle
 from pathlib import Path
 
 import pytest
 from pytest_examples import CodeExample
 
-from tests import pagecheck, typecheck
+from tests import pagecheck, perrun, typecheck
 from tests.harness import DOCS, ExampleError, relative
 
 SAMPLE = Path(__file__).parent / "samples" / "type_error.md"
@@ -26,22 +24,14 @@ MODULES = [relative(path) for path in typecheck.EXAMPLE_MODULES]
 def report(tmp_path_factory: pytest.TempPathFactory) -> typecheck.Report:
     """One mypy run over the site's blocks, the sample page and examples/.
 
-    Under pytest-xdist each worker is a process of its own: the first to get
-    here runs mypy, and the others wait for its report and read it, through a
-    lock in the folder all workers' temporary folders share.
+    Under pytest-xdist the first worker to get here runs mypy; the others
+    read its report (tests/perrun.py).
     """
-    shared = tmp_path_factory.getbasetemp().parent
-    saved = shared / "typecheck-report.pickle"
-    with (shared / "typecheck.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if saved.exists():
-            loaded: typecheck.Report = pickle.loads(saved.read_bytes())
-            return loaded
-        found = typecheck.check(
-            [*typecheck.SITE_PAGES, SAMPLE], tmp_path_factory.mktemp("typecheck")
-        )
-        saved.write_bytes(pickle.dumps(found))
-        return found
+    return perrun.once(
+        tmp_path_factory,
+        "typecheck",
+        lambda folder: typecheck.check([*typecheck.SITE_PAGES, SAMPLE], folder),
+    )
 
 
 def fail_with(report: typecheck.Report, source_id: str) -> None:

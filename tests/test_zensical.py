@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import perrun
 from tests.browser.site import copy_project, nav_pages
 from tests.harness import ROOT
 
 ZENSICAL = ROOT / ".venv-zensical" / "bin" / "zensical"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def zensical_installed() -> None:
     if ZENSICAL.exists():
         return
@@ -48,10 +49,12 @@ def zensical_build(directory: Path, defect: str = "") -> subprocess.CompletedPro
     )
 
 
-@pytest.fixture(scope="module")
-def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("zensical")
-    result = zensical_build(directory)
+@pytest.fixture(scope="session")
+def zensical_site(zensical_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built with Zensical once per pytest run, whichever worker asks first."""
+    result, site = perrun.once(
+        tmp_path_factory, "zensical", lambda folder: (zensical_build(folder), folder / "site")
+    )
     output = result.stdout + result.stderr
     if "No module named 'examples'" in output:
         pytest.fail(
@@ -60,7 +63,7 @@ def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytrace=False,
         )
     assert result.returncode == 0, f"zensical build --strict failed:\n{output}"
-    return directory / "site"
+    return site
 
 
 def test_every_nav_page_is_built(zensical_site: Path) -> None:

@@ -85,11 +85,16 @@ def site_path(config: Path = CONFIG) -> str:
     return path if path.endswith("/") else path + "/"
 
 
-def build(site_dir: Path, config: Path = CONFIG, site_url: str | None = None) -> None:
+def build(
+    site_dir: Path,
+    config: Path = CONFIG,
+    site_url: str | None = None,
+    check_rendered_links: bool = True,
+) -> None:
     """`mkdocs build --strict`, with site_url set through SITE_URL if given."""
     env = {"SITE_URL": site_url} if site_url else {}
     with mock.patch.dict(os.environ, env):
-        result = build_site(site_dir, config)
+        result = build_site(site_dir, config, check_rendered_links)
     if result.returncode != 0:
         raise AssertionError(f"mkdocs build --strict failed:\n{result.stderr}")
 
