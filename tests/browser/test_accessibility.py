@@ -275,6 +275,7 @@ def test_report_characters_per_code_line(
         print(f"{width}: {count} characters fit one line of a code block")
 
 
+@pytest.mark.page("patterns/prevent-waterfall-chains.md")
 def test_chart_screenshots_at_both_widths(browser: Browser, served_site: ServedSite) -> None:
     """A chart with a failed call, kept as an artifact at desktop and phone width."""
     (page,) = [p for p in served_site.pages if p.source == "patterns/prevent-waterfall-chains.md"]
