@@ -85,6 +85,22 @@ def has_deadline(example: CodeExample) -> bool:
     return any(marker in example.source for marker in DEADLINE_MARKERS)
 
 
+def deadline_lines(example: CodeExample) -> list[str]:
+    """Each line of the block that sets a deadline, as "line N: `code`" (N on the page).
+
+    A `SharedCache` counts too: its `fill_timeout` (30 s unless given) bounds
+    every load the cache runs, though not the other calls of the block.
+    """
+    found = []
+    for index, code in enumerate(example.source.splitlines()):
+        where = f"line {example.start_line + 1 + index}: `{code.strip()}`"
+        if any(marker in code for marker in DEADLINE_MARKERS):
+            found.append(where)
+        elif "SharedCache(" in code or "fill_timeout" in code:
+            found.append(f"{where}, whose fill_timeout bounds only the cache's loads")
+    return found
+
+
 # --- Stall runs that end ------------------------------------------------------------
 
 
@@ -197,6 +213,24 @@ class Outcome:
     raised: str | None  # what it raised to its caller ("ServiceUnavailable: ...")
     hung: bool  # a stall run with nothing left to happen
     problems: list[str]
+    hung_reason: str | None = None  # for a hung run: which call, and why nothing ended it
+
+
+def hung_reason(case: FaultCase) -> str:
+    """Why a hung stall run has nothing to check: the call no deadline of the block encloses.
+
+    Read right after the run: the hung call's span is the one `_Hung` ended.
+    """
+    spans = [span for opened in timeline.opened for span in opened.spans]
+    labels = [span.label for span in spans if span.outcome == f"failed: {_Hung.__name__}"]
+    call = f"call {case.number}" + (f", {labels[0]}," if labels else "")
+    deadlines = "; ".join(deadline_lines(case.base.example))
+    return (
+        f"{case.base.name}: when {call} hangs, nothing cancels it: none of the block's "
+        f"deadlines ({deadlines}) encloses that call, so the block waits for it "
+        "forever, as it would for that service hung, and the run has nothing to check "
+        "(a deadline around that call would give it an end to check)"
+    )
 
 
 def run_case(case: FaultCase, tmp_path: Path) -> Outcome:
@@ -212,7 +246,7 @@ def run_case(case: FaultCase, tmp_path: Path) -> Outcome:
     )
     description = f"{type(raised).__name__}: {raised}" if raised is not None else None
     if hung:
-        return Outcome(False, description, True, [])
+        return Outcome(False, description, True, [], hung_reason(case))
     problems = leak_problems(case, observed)
     if raised is not None:
         problems += escaped_problems(raised)

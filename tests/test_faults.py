@@ -47,10 +47,7 @@ def baselines_and_cases(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
 def test_block_survives_fault(case: faultmatrix.FaultCase, tmp_path: Path) -> None:
     outcome = faultmatrix.run_case(case, tmp_path)
     if outcome.hung:
-        pytest.skip(
-            f"{case.base.name}: when call {case.number} hangs the block waits forever; "
-            "no deadline in the block covers that call"
-        )
+        pytest.skip(outcome.hung_reason or f"{case.base.name}: call {case.number} hung")
     if not outcome.problems:
         return
     message = (
@@ -184,6 +181,35 @@ anyio.run(main)
         assert (inside.handled, inside.hung, inside.problems) == (True, False, [])
         outside = outcomes[f"stall-call-1:{clock}"]
         assert outside.hung
+
+
+def test_a_hung_stall_run_names_the_call_and_the_deadlines_that_miss_it(tmp_path: Path) -> None:
+    outcomes = _outcomes(
+        tmp_path,
+        """
+import anyio
+
+from examples.services import fetch_posts, fetch_user
+from examples.timeline import Timeline
+
+
+async def main() -> None:
+    with Timeline():
+        with anyio.move_on_after(0.5):
+            await fetch_user(1)
+        await fetch_posts(1)
+
+
+anyio.run(main)
+""",
+    )
+    for clock in ("asyncio", "trio"):
+        assert outcomes[f"stall-call-0:{clock}"].hung_reason is None
+        reason = outcomes[f"stall-call-1:{clock}"].hung_reason
+        assert reason is not None
+        # The page's line of the deadline (the fence is line 1), and the hung call.
+        assert "call 1, posts(1)," in reason
+        assert "line 10: `with anyio.move_on_after(0.5):`" in reason
 
 
 def test_catches_coroutine_never_awaited_on_the_failure_path(tmp_path: Path) -> None:

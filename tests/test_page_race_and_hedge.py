@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 
+from examples.hedge import first_success
 from tests import pagecheck
 from tests.harness import DOCS
 from tests.pagecheck import section, table_rows
@@ -164,6 +166,18 @@ def test_a_fast_failure_wins_promise_race_but_not_first_success() -> None:
         "error: replica: 503 Service Unavailable, at 40 ms"
     ]
     assert "price from b, at 400 ms" in recorded_lines("first_success_asyncio.py")
+
+
+@pytest.mark.parametrize("title", ["first_success_asyncio.py", "first_success_anyio.py"])
+def test_with_no_call_the_page_version_raises_the_helpers_value_error(title: str) -> None:
+    """Not an empty ExceptionGroup, which Python refuses to build with a ValueError of its own."""
+    with pytest.raises(ValueError) as helper:
+        anyio.run(first_success)
+    expected = f"no call: ValueError: {helper.value}"
+    assert expected in recorded_lines(title), (
+        f"{PAGE.name}: {title} must print {expected!r} for a call with no calls, "
+        "as examples/hedge.py raises; check for no call first, then run make update-examples"
+    )
 
 
 def test_on_the_real_stack_the_server_finishes_the_cancelled_requests() -> None:

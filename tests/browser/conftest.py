@@ -59,6 +59,25 @@ PHONE = {
 WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "page(source): a browser test about one page, e.g. "
+        '"patterns/strategic-suspense-boundaries.md"; '
+        "`make check-page PAGE=<slug>` selects it",
+    )
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Make a test marked `page(source)` match `-k <slug>`, as check-page filters.
+
+    The marker's Markdown path (which holds the slug) becomes one of the
+    item's keywords; a test parametrized over pages has it in its id already.
+    """
+    for marker in item.iter_markers("page"):
+        item.extra_keyword_matches.add(marker.args[0])
+
+
 def missing_browser() -> str | None:
     """Why the browser tests cannot run here, or None if they can."""
     if importlib.util.find_spec("playwright") is None:

@@ -36,6 +36,9 @@ from tests.browser.conftest import DESKTOP, new_context, watch
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
+# `make check-page PAGE=strategic-suspense-boundaries` runs this file too.
+pytestmark = pytest.mark.page("patterns/strategic-suspense-boundaries.md")
+
 SHELL = '<h1>Shop</h1><div id="sales">Loading…</div><p>© Shop</p>'
 DASHBOARD_SHELL = '<h1>Shop</h1><div id="dashboard">Loading the dashboard…</div>'
 # Released by the test once it has seen the frame without the part.
