@@ -28,10 +28,12 @@ import ast
 import asyncio
 import contextlib
 import difflib
+import functools
 import gc
 import importlib.util
 import logging
 import math
+import os
 import re
 import subprocess
 import sys
@@ -978,9 +980,17 @@ def _diff(example: CodeExample, new_source: str) -> str:
 # --- Lint and format -----------------------------------------------------------------
 
 
+@functools.cache
+def _ruff_binary() -> str:
+    """The pinned ruff's own executable: `python -m ruff` starts a Python per call."""
+    from ruff.__main__ import find_ruff_bin
+
+    return os.fsdecode(find_ruff_bin())
+
+
 def ruff(*args: str, source: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args],
+        [_ruff_binary(), *args],
         input=source,
         capture_output=True,
         text=True,

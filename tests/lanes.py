@@ -8,8 +8,8 @@ The main suite runs on the Python the Makefile picked (`.venv`). Every other
 Python found here, by name on PATH (`python3.12`) or among pyenv's versions,
 gets a lane: its own venv (`.venv-3.12`, made by `make .venv-3.12/.ready`) and
 one pytest run of the tests marked `every_python`: every block's virtual runs
-and the unit tests of examples/. The lanes run in parallel, each with two
-pytest-xdist workers, and each prints one summary line.
+and the unit tests of examples/. The lanes run in parallel, sharing the
+machine's cores as pytest-xdist workers, and each prints one summary line.
 
 With REQUIRE_PYTHONS="3.11 3.12 3.13" (CI), a listed Python that is missing
 is a failure, not a skip. VERSION_LANES=0 turns the lanes off, for a CI
@@ -100,7 +100,17 @@ def prepare(lane: Lane) -> None:
     )
 
 
-def pytest_command(lane: Lane, update: bool) -> list[str]:
+def lane_workers(lanes: int) -> list[str]:
+    """pytest-xdist options that share this machine's cores among the lanes.
+
+    The lanes run at the same time; one worker per lane when there are no
+    more cores than lanes, because each worker collects the whole suite again.
+    """
+    workers = (os.cpu_count() or 1) // max(lanes, 1)
+    return ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
+
+
+def pytest_command(lane: Lane, update: bool, lanes: int = 1) -> list[str]:
     python = str(lane.venv / "bin" / "python")
     if update:
         # Records only the blocks whose oldest allowed Python is this one (test_docs.py).
@@ -118,7 +128,7 @@ def pytest_command(lane: Lane, update: bool) -> list[str]:
             "no:xdist",
             "-q",
         ]
-    return [python, "-m", "pytest", "-m", "every_python", "-n", "2", "-q"]
+    return [python, "-m", "pytest", "-m", "every_python", *lane_workers(lanes), "-q"]
 
 
 def summary_line(output: str) -> str:
@@ -200,7 +210,7 @@ def main() -> int:
         running = []
         for lane in lanes:
             log = open(Path(logs) / f"{lane.version}.log", "w+")
-            command = pytest_command(lane, options.update_examples)
+            command = pytest_command(lane, options.update_examples, len(lanes))
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
             running.append((lane, process, log))
             if options.update_examples:

@@ -59,8 +59,8 @@ def test_a_bad_range_is_rejected_at_its_fence(title: str) -> None:
 def test_a_block_for_another_python_has_no_clock_here() -> None:
     example = block("only a future Python")
     assert clocks_for(example) == []
-    assert clocks_for(example, python=None) == ["asyncio", "real"]
-    assert clocks_for(example, python="3.99") == ["asyncio", "real"]
+    assert clocks_for(example, python=None) == ["asyncio", "ties", "real"]
+    assert clocks_for(example, python="3.99") == ["asyncio", "ties", "real"]
     assert RUNNING_PYTHON != "3.99"
 
 
@@ -74,3 +74,13 @@ def test_a_lane_reports_pytests_summary_line() -> None:
     output = "....\n=========== 361 passed, 2 skipped in 9.47s ===========\n"
     assert lanes.summary_line(output) == "361 passed, 2 skipped in 9.47s"
     assert lanes.summary_line("") == "no output"
+
+
+def test_the_lanes_share_the_cores_without_a_worker_more_than_they_have(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lanes.os, "cpu_count", lambda: 2)
+    assert lanes.lane_workers(2) == ["-p", "no:xdist"]
+    assert lanes.lane_workers(1) == ["-n", "2"]
+    monkeypatch.setattr(lanes.os, "cpu_count", lambda: 8)
+    assert lanes.lane_workers(2) == ["-n", "4"]
