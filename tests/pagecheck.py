@@ -6,6 +6,7 @@ test can print them all at once.
 
 from __future__ import annotations
 
+import ast
 import functools
 import html.parser
 import itertools
@@ -502,15 +503,31 @@ def block_titled(path: Path, title: str) -> CodeExample:
 def recorded_lines(path: Path, title: str) -> list[str]:
     """What the block titled `title` printed, as recorded under its prints, in order."""
     block = block_titled(path, title)
-    lines, quoted = [], False
-    for line in block.source.splitlines():
-        text = line.strip()
-        if text == '"""':
-            quoted = not quoted
-        elif quoted:
-            lines.append(text)
-        elif text.startswith("#> "):
-            lines.append(text.removeprefix("#> "))
+    tree = ast.parse(block.source)
+    docstrings = {
+        id(node.body[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    }
+    # A string statement that is not a docstring is output recorded under a print.
+    found: list[tuple[int, list[str]]] = [
+        (node.lineno, [line.strip() for line in node.value.value.strip().splitlines()])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and id(node) not in docstrings
+    ]
+    found += [
+        (number, [line.strip().removeprefix("#> ")])
+        for number, line in enumerate(block.source.splitlines(), start=1)
+        if line.strip().startswith("#> ")
+    ]
+    lines = [line for _, recorded in sorted(found) for line in recorded]
     assert lines, (
         f'{relative(path)}:{block.start_line}: block "{title}" has no recorded output: '
         "run make update-examples"

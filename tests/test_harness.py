@@ -431,3 +431,24 @@ def test_any_warning_a_reader_would_see_fails_at_its_line(tmp_path: Path) -> Non
     assert str(failure.value).startswith(
         f"{relative(SAMPLES / 'inline.md')}:16: DeprecationWarning: old API"
     ), str(failure.value)
+
+
+def test_recorded_lines_are_the_output_under_prints_not_docstrings(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        '```python title="x.py"\n'
+        "def main() -> None:\n"
+        '    """Print two lines.\n\n'
+        "    The closing quotes sit on their own line.\n"
+        '    """\n'
+        '    print("one")\n'
+        "    #> one\n"
+        '    print("two\\nthree")\n'
+        '    """\n'
+        "    two\n"
+        "    three\n"
+        '    """\n\n\n'
+        "main()\n"
+        "```\n"
+    )
+    assert pagecheck.recorded_lines(page, "x.py") == ["one", "two", "three"]
