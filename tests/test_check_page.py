@@ -68,7 +68,7 @@ def collected(test_file: Path, *options: str) -> list[str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if name not in {"PYTEST_ADDOPTS", "JUNIT_DIR"}
+        if name not in {"PYTEST_ADDOPTS", "JUNIT_DIR"} and not name.startswith("PYTEST_XDIST")
     }
     command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"]
     result = subprocess.run(
