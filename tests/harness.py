@@ -490,7 +490,7 @@ def untied_loop() -> asyncio.AbstractEventLoop:
             set_for[moment] += 1
         return nominal_call_at(when, callback, *args, context=context)
 
-    loop.call_at = call_at  # type: ignore[method-assign]
+    loop.call_at = call_at  # type: ignore[method-assign,assignment]
     return loop
 
 
@@ -983,7 +983,7 @@ def _diff(example: CodeExample, new_source: str) -> str:
 @functools.cache
 def _ruff_binary() -> str:
     """The pinned ruff's own executable: `python -m ruff` starts a Python per call."""
-    from ruff.__main__ import find_ruff_bin
+    from ruff import find_ruff_bin
 
     return os.fsdecode(find_ruff_bin())
 
@@ -1029,6 +1029,66 @@ def ruff_formatted(source: str) -> str:
     if result.returncode != 0:
         raise ExampleError(result.stderr)
     return re.sub(r"^( *#) > ", r"\1> ", result.stdout, flags=re.M)
+
+
+def string_statements(source: str) -> list[tuple[ast.Expr, bool]]:
+    """Each string statement that is not a docstring, and whether it is recorded output.
+
+    pytest-examples records a print's multi-line output as a string statement
+    right after it, with no `#>` lines between; any other one is output an
+    earlier update left behind.
+    """
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        for name in ("body", "orelse", "finalbody"):
+            statements = getattr(node, name, None)
+            if not isinstance(statements, list):
+                continue
+            documented = isinstance(
+                node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+            )
+            for index, statement in enumerate(statements):
+                if not (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                ):
+                    continue
+                if index == 0 and name == "body" and documented:
+                    continue  # a docstring
+                before = statements[index - 1] if index else None
+                recorded = (
+                    before is not None
+                    and _is_print(before)
+                    and not any(
+                        line.strip().startswith("#>")
+                        for line in lines[(before.end_lineno or 0) : statement.lineno - 1]
+                    )
+                )
+                found.append((statement, recorded))
+    return sorted(found, key=lambda pair: pair[0].lineno)
+
+
+def _is_print(statement: ast.stmt | None) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id == "print"
+    )
+
+
+def check_no_stray_output(example: CodeExample) -> None:
+    """Fail on a string statement that is neither a docstring nor recorded output."""
+    stray = [string for string, recorded in string_statements(example.source) if not recorded]
+    if stray:
+        raise ExampleError(
+            f"{location(example, stray[0].lineno - 1)}: a string statement that is "
+            "neither a docstring nor the output recorded under a print: output an "
+            "earlier update left behind? Delete it; `make update-examples` records "
+            "what the block prints."
+        )
 
 
 def check_format(example: CodeExample) -> None:

@@ -6,7 +6,6 @@ test can print them all at once.
 
 from __future__ import annotations
 
-import ast
 import functools
 import html.parser
 import itertools
@@ -19,7 +18,7 @@ from pathlib import Path
 from markdown.extensions.toc import slugify as toc_slugify
 from pytest_examples import CodeExample, find_examples
 
-from tests.harness import DOCS, relative
+from tests.harness import DOCS, relative, string_statements
 
 # The pattern pages, by number. Pages that translate the guide keep its
 # section numbers (1.1, 2.4) and their slugs mirror its file names; pages that
@@ -503,29 +502,22 @@ def block_titled(path: Path, title: str) -> CodeExample:
 def recorded_lines(path: Path, title: str) -> list[str]:
     """What the block titled `title` printed, as recorded under its prints, in order."""
     block = block_titled(path, title)
-    tree = ast.parse(block.source)
-    docstrings = {
-        id(node.body[0])
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-        and isinstance(node.body[0].value.value, str)
-    }
-    # A string statement that is not a docstring is output recorded under a print.
-    found: list[tuple[int, list[str]]] = [
-        (node.lineno, [line.strip() for line in node.value.value.strip().splitlines()])
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
-        and id(node) not in docstrings
+    source = block.source.splitlines()
+    # pytest-examples writes multi-line output as a string statement right
+    # after its print, each line as printed: read those lines as they are.
+    spans = [
+        range(string.lineno, (string.end_lineno or string.lineno) + 1)
+        for string, recorded in string_statements(block.source)
+        if recorded
     ]
+    found: list[tuple[int, list[str]]] = [
+        (span[0], [line.strip() for line in source[span[0] : span[-1] - 1]]) for span in spans
+    ]
+    inside = {number for span in spans for number in span}
     found += [
         (number, [line.strip().removeprefix("#> ")])
-        for number, line in enumerate(block.source.splitlines(), start=1)
-        if line.strip().startswith("#> ")
+        for number, line in enumerate(source, start=1)
+        if line.strip().startswith("#> ") and number not in inside
     ]
     lines = [line for _, recorded in sorted(found) for line in recorded]
     assert lines, (

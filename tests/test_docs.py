@@ -25,6 +25,7 @@ from tests.harness import (
     Settings,
     check_block,
     check_format,
+    check_no_stray_output,
     clocks_for,
     fastest_real_recording,
     includes_only,
@@ -100,6 +101,7 @@ def test_block_lint(example: CodeExample, eval_example: EvalExample) -> None:
     if includes_only(example):
         return
     ruff_check(example)
+    check_no_stray_output(example)
     if not eval_example.update_examples:
         check_format(example)
 

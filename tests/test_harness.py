@@ -22,6 +22,7 @@ from tests.harness import (
     Observed,
     check_block,
     check_format,
+    check_no_stray_output,
     check_within_tolerance,
     clocks_for,
     fastest_real_recording,
@@ -452,3 +453,24 @@ def test_recorded_lines_are_the_output_under_prints_not_docstrings(tmp_path: Pat
         "```\n"
     )
     assert pagecheck.recorded_lines(page, "x.py") == ["one", "two", "three"]
+
+
+def test_output_left_behind_by_an_earlier_update_fails_at_its_line(tmp_path: Path) -> None:
+    source = (
+        "def main() -> None:\n"
+        '    """A docstring is not output."""\n'
+        "    for n in (1, 2):\n"
+        "        print(n)\n"
+        "        #> 1\n"
+        "        #> 2\n"
+        '        """\n'
+        "        1\n"
+        '        """\n'
+        "\n\nmain()\n"
+    )
+    example = CodeExample.create(source, path=tmp_path / "page.md")
+    with pytest.raises(ExampleError) as failure:
+        check_no_stray_output(example)
+    assert str(failure.value).startswith(f"{relative(tmp_path / 'page.md')}:7: a string statement")
+    recorded = source.replace('        """\n        1\n        """\n', "")
+    check_no_stray_output(CodeExample.create(recorded, path=tmp_path / "page.md"))
