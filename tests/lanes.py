@@ -106,7 +106,7 @@ def lane_workers(lanes: int) -> list[str]:
     The lanes run at the same time; one worker per lane when there are no
     more cores than lanes, because each worker collects the whole suite again.
     """
-    workers = (os.cpu_count() or 1) // max(lanes, 1)
+    workers = len(os.sched_getaffinity(0)) // max(lanes, 1)
     return ["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]
 
 

@@ -79,8 +79,8 @@ def test_a_lane_reports_pytests_summary_line() -> None:
 def test_the_lanes_share_the_cores_without_a_worker_more_than_they_have(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lanes.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(lanes.os, "sched_getaffinity", lambda _: {0, 1})
     assert lanes.lane_workers(2) == ["-p", "no:xdist"]
     assert lanes.lane_workers(1) == ["-n", "2"]
-    monkeypatch.setattr(lanes.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(lanes.os, "sched_getaffinity", lambda _: set(range(8)))
     assert lanes.lane_workers(2) == ["-n", "4"]

@@ -270,6 +270,8 @@ def test_report_characters_per_code_line(
 
     In a JUnit report the figure is a property of the suite: a test's own
     properties (`record_property`) warn under pytest's default xunit2 format.
+    pytest records suite properties only without xdist, as `make test` runs
+    the browser tests; under xdist (`make check-page`) only the print remains.
     """
     for width in WIDTHS:
         counts = {a.chars_per_line for (_, w, _), a in audits.items() if w == width}
