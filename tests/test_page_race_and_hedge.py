@@ -174,10 +174,34 @@ def test_with_no_call_the_page_version_raises_the_helpers_value_error(title: str
     with pytest.raises(ValueError) as helper:
         anyio.run(first_success)
     expected = f"no call: ValueError: {helper.value}"
+    block = pagecheck.block_titled(PAGE, title)
     assert expected in recorded_lines(title), (
-        f"{PAGE.name}: {title} must print {expected!r} for a call with no calls, "
-        "as examples/hedge.py raises; check for no call first, then run make update-examples"
+        f"{pagecheck.relative(PAGE)}:{block.start_line}: {title} must print {expected!r} "
+        "when given no call, as examples/hedge.py raises; check for no call first, "
+        "then run make update-examples"
     )
+
+
+def test_the_page_anyio_version_raises_a_cancellation_nothing_asked_for() -> None:
+    """On asyncio, as examples/hedge.py does: not an empty ExceptionGroup."""
+    import asyncio
+
+    block = pagecheck.block_titled(PAGE, "first_success_anyio.py")
+    program: dict[str, object] = {"__name__": "first_success_anyio"}
+    exec(block.source.replace("anyio.run(main)", ""), program)  # definitions only
+    page_first_success = program["first_success"]
+    assert callable(page_first_success)
+
+    async def awaits_a_cancelled_future() -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        return await future
+
+    async def main() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await page_first_success(awaits_a_cancelled_future)
+
+    anyio.run(main)
 
 
 def test_on_the_real_stack_the_server_finishes_the_cancelled_requests() -> None:
