@@ -20,8 +20,17 @@ Three things are measured on the thread that runs the event loop:
   spent in that time: that part is the block's own work, not the machine's.
   A step that took longer than its CPU time while the thread was preempted,
   or while another thread of the process ran, was kept off the core: that
-  time counts too. A real-clock figure may
-  exceed its recorded value by that lag: load delays it, the block does not.
+  time counts too. Where Linux reports it, the kernel's own count of the
+  time the thread waited for a core (`/proc/thread-self/schedstat`) is a
+  floor for the lag: it sees a preemption wherever it lands, also between
+  two steps, where no timer was due.
+- **The block's own CPU** (real clock only): the loop thread's CPU time while
+  the block ran, less imports. A virtual clock stands still while code runs,
+  so this time is in every real figure and in no recorded one; and it grows
+  with load, since a core shared with other work runs the same code slower.
+
+A real-clock figure may exceed its recorded value by the lag plus the
+block's own CPU: load delays it, the block does not.
 """
 
 from __future__ import annotations
@@ -95,9 +104,9 @@ class LoopWatch:
         self.real_clock = real_clock
         self.thread = threading.get_ident()
         self.problems: list[str] = []
-        self.step_cpu_max_ms = 0.0
         self.steps = 0
         self.lag_seconds = 0.0
+        self.cpu_seconds = 0.0  # the loop thread's CPU while the block ran, less imports
         self._import_cpu = 0.0
         self.import_seconds = 0.0  # wall time spent importing modules on the loop's thread
         self._import_depth = 0
@@ -112,6 +121,10 @@ class LoopWatch:
     @property
     def lag_ms(self) -> int:
         return round(self.lag_seconds * 1000)
+
+    @property
+    def cpu_ms(self) -> int:
+        return round(self.cpu_seconds * 1000)
 
     # --- Steps ---------------------------------------------------------------
 
@@ -130,7 +143,6 @@ class LoopWatch:
         self._step_started = None
         self.steps += 1
         used_ms = used * 1000
-        self.step_cpu_max_ms = max(self.step_cpu_max_ms, used_ms)
         if used_ms > STEP_CPU_LIMIT_MS:
             where = self._samples.most_common(1)[0][0] if self._samples else None
             self.problems.append(
@@ -273,6 +285,20 @@ class LoopWatch:
         )
 
 
+def run_delay_seconds() -> float:
+    """How long, in all, this thread has been ready to run but waiting for a core.
+
+    The second field of `/proc/thread-self/schedstat`, in nanoseconds: the
+    kernel counts it wherever the wait falls. 0 where the kernel does not
+    report it.
+    """
+    try:
+        fields = Path("/proc/thread-self/schedstat").read_text().split()
+        return int(fields[1]) / 1_000_000_000
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def cpu_stall_seconds() -> float:
     """How long, in all, some task on this machine has waited for a core (Linux PSI).
 
@@ -392,11 +418,15 @@ def watching(watch: LoopWatch) -> Iterator[None]:
     # Log handlers are the application's set-up, not its request path; and
     # pytest's handlers format tracebacks, which reads source files.
     logging.Handler.handle = _exempt(original_handle)  # type: ignore[method-assign]
+    cpu, waited = time.thread_time(), run_delay_seconds()
     buster.activate()
     try:
         yield
     finally:
         buster.deactivate()
+        if watch.real_clock:
+            watch.cpu_seconds = max(0.0, time.thread_time() - cpu - watch._import_cpu)
+            watch.lag_seconds = max(watch.lag_seconds, run_delay_seconds() - waited)
         logging.Handler.handle = original_handle  # type: ignore[method-assign]
         builtins.__import__ = original_import
         asyncio.events.Handle._run = original_run  # type: ignore[method-assign]

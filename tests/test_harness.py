@@ -200,21 +200,29 @@ def test_a_block_that_raises_is_reported_at_the_markdown_line(tmp_path: Path) ->
     assert isinstance(failure.value.raised, ValueError)
 
 
-def test_real_clock_tolerance_is_net_of_the_machines_delay() -> None:
+def test_real_clock_tolerance_is_net_of_the_machines_delay_and_the_blocks_cpu() -> None:
     recorded = "print(timeline)\n#> took 150 ms\n"
     example = CodeExample.create(recorded, path=SAMPLES / "inline.md", start_line=0)
 
-    def check(real_ms: int, lag_ms: int) -> list[tuple[int, int]]:
-        observed = Observed(lag_ms=lag_ms)
+    def check(real_ms: int, lag_ms: int = 0, cpu_ms: int = 0) -> list[tuple[int, int]]:
+        observed = Observed(lag_ms=lag_ms, cpu_ms=cpu_ms)
         return check_within_tolerance(example, recorded.replace("150", str(real_ms)), observed)
 
     allowed = 150 + REAL_LATE_MS
     for real_ms in (150 - REAL_EARLY_MS, 150, allowed):
-        assert check(real_ms, lag_ms=0) == [(150, real_ms)]
+        assert check(real_ms) == [(150, real_ms)]
     assert check(allowed + 300, lag_ms=300) == [(150, allowed + 300)]  # a busy machine
-    for real_ms, lag_ms in ((150 - REAL_EARLY_MS - 1, 0), (allowed + 1, 0), (allowed + 301, 300)):
-        with pytest.raises(ExampleError, match=f"printed {real_ms} ms"):
-            check(real_ms, lag_ms)
+    assert check(allowed + 20, cpu_ms=20) == [(150, allowed + 20)]  # the block's own work
+    assert check(allowed + 320, lag_ms=300, cpu_ms=20) == [(150, allowed + 320)]
+    too_late = ((allowed + 1, 0, 0), (allowed + 301, 300, 0), (allowed + 21, 0, 20))
+    for real_ms, lag_ms, cpu_ms in ((150 - REAL_EARLY_MS - 1, 0, 0), *too_late):
+        with pytest.raises(ExampleError, match=f"printed {real_ms} ms") as failure:
+            check(real_ms, lag_ms, cpu_ms)
+        if real_ms > allowed:
+            message = str(failure.value)
+            assert f"delayed this run by {lag_ms} ms" in message, message
+            assert f"used {cpu_ms} ms of CPU" in message, message
+            assert "that leaves 11 ms that nothing explains" in message, message
 
 
 def test_broken_links_and_anchors_fail_at_their_lines_before_any_build() -> None:
