@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio
 import anyio._backends._asyncio
@@ -271,12 +271,7 @@ def _find_print_location(example: CodeExample, line_no: int) -> tuple[int, int]:
     """
     tree = ast.parse(example.source)
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "print"
-            and node.lineno == line_no
-        ):
+        if _is_print_call(node) and node.lineno == line_no:
             return node.end_lineno or node.lineno, node.col_offset
     return line_no, 0
 
@@ -1072,13 +1067,14 @@ def string_statements(source: str) -> list[tuple[ast.Expr, bool]]:
     return sorted(found, key=lambda pair: pair[0].lineno)
 
 
-def _is_print(statement: ast.stmt | None) -> bool:
+def _is_print_call(node: ast.AST) -> TypeGuard[ast.Call]:
     return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Call)
-        and isinstance(statement.value.func, ast.Name)
-        and statement.value.func.id == "print"
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
     )
+
+
+def _is_print(statement: ast.stmt | None) -> bool:
+    return isinstance(statement, ast.Expr) and _is_print_call(statement.value)
 
 
 def check_no_stray_output(example: CodeExample) -> None:
