@@ -26,11 +26,16 @@ Three things are measured on the thread that runs the event loop:
   two steps, where no timer was due.
 - **The block's own CPU** (real clock only): the loop thread's CPU time while
   the block ran, less imports. A virtual clock stands still while code runs,
-  so this time is in every real figure and in no recorded one; and it grows
-  with load, since a core shared with other work runs the same code slower.
+  so the CPU spent between two readings of the clock is in the real figure
+  they make and in no recorded one; and it grows with load, since a core
+  shared with other work runs the same code slower.
+- **Clock readings** (real clock only). Each time the block, or a helper of
+  `examples/`, reads the loop's clock, the watch notes the CPU and the lag
+  so far. A figure is a difference of two readings, so what the machine and
+  the block's own code added to it is what accrued between them.
 
-A real-clock figure may exceed its recorded value by the lag plus the
-block's own CPU: load delays it, the block does not.
+A real-clock figure may exceed its recorded value by the lag and the
+block's own CPU between its two readings: load delays it, the block does not.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import anyio
 import blockbuster.blockbuster as blockbuster_module
 import trio
 from blockbuster import BlockBuster, BlockingError
@@ -67,6 +73,23 @@ SAMPLE_EVERY_SECONDS = 0.004
 TIMER_GRACE_MS = 2
 # The probe timer's period on the real clock.
 PROBE_EVERY_SECONDS = 0.005
+# Where the clock readings that make the block's figures come from: the
+# block itself and the helpers it imports, never the loop's own machinery.
+EXAMPLES_DIR = str(Path(__file__).resolve().parent.parent / "examples") + os.sep
+_LIBRARY_DIRS = (
+    str(Path(asyncio.__file__).parent) + os.sep,
+    str(Path(anyio.__file__).parent) + os.sep,
+)
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """One reading of the loop's clock by the block, and what had accrued by then."""
+
+    at: float  # the loop's time
+    cpu: float  # the loop thread's CPU since the block started, less imports
+    lag: float  # the watch's lag so far
+    waited: float  # the kernel's count of this thread's wait for a core so far
 
 
 class Located:
@@ -107,6 +130,9 @@ class LoopWatch:
         self.steps = 0
         self.lag_seconds = 0.0
         self.cpu_seconds = 0.0  # the loop thread's CPU while the block ran, less imports
+        self.readings: list[ClockReading] = []  # the block's readings of the loop's clock
+        self._cpu_start = 0.0
+        self._waited_start = 0.0
         self._import_cpu = 0.0
         self.import_seconds = 0.0  # wall time spent importing modules on the loop's thread
         self._import_depth = 0
@@ -264,6 +290,33 @@ class LoopWatch:
 
         return Steps()
 
+    def watch_clock(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Note what had accrued each time the block reads this loop's clock."""
+        loop_time = loop.time
+
+        def time_read() -> float:
+            now = loop_time()
+            if self._read_by_block(sys._getframe(1)):
+                with harness_code():
+                    waited = run_delay_seconds() - self._waited_start
+                cpu = time.thread_time() - self._cpu_start - self._import_cpu
+                self.readings.append(ClockReading(now, cpu, self.lag_seconds, waited))
+            return now
+
+        loop.time = time_read  # type: ignore[method-assign]
+
+    def _read_by_block(self, frame: FrameType | None) -> bool:
+        # `anyio.current_time()` reaches the loop through two functions of
+        # that name; any other caller inside anyio or asyncio is machinery.
+        while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+            if frame.f_code.co_name != "current_time":
+                return False
+            frame = frame.f_back
+        if frame is None:
+            return False
+        filename = frame.f_code.co_filename
+        return filename == self.located.block_file or filename.startswith(EXAMPLES_DIR)
+
     def start_probe(self, loop: asyncio.AbstractEventLoop) -> None:
         """A timer every few ms, so the lag is measured while the block waits on I/O."""
 
@@ -418,15 +471,17 @@ def watching(watch: LoopWatch) -> Iterator[None]:
     # Log handlers are the application's set-up, not its request path; and
     # pytest's handlers format tracebacks, which reads source files.
     logging.Handler.handle = _exempt(original_handle)  # type: ignore[method-assign]
-    cpu, waited = time.thread_time(), run_delay_seconds()
+    watch._cpu_start, watch._waited_start = time.thread_time(), run_delay_seconds()
     buster.activate()
     try:
         yield
     finally:
         buster.deactivate()
         if watch.real_clock:
-            watch.cpu_seconds = max(0.0, time.thread_time() - cpu - watch._import_cpu)
-            watch.lag_seconds = max(watch.lag_seconds, run_delay_seconds() - waited)
+            cpu = time.thread_time() - watch._cpu_start - watch._import_cpu
+            watch.cpu_seconds = max(0.0, cpu)
+            waited = run_delay_seconds() - watch._waited_start
+            watch.lag_seconds = max(watch.lag_seconds, waited)
         logging.Handler.handle = original_handle  # type: ignore[method-assign]
         builtins.__import__ = original_import
         asyncio.events.Handle._run = original_run  # type: ignore[method-assign]

@@ -26,10 +26,12 @@ from tests.harness import (
     check_within_tolerance,
     clocks_for,
     fastest_real_recording,
+    figure_allowance,
     relative,
     ruff_check,
     run_block,
 )
+from tests.loopwatch import ClockReading
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -220,9 +222,47 @@ def test_real_clock_tolerance_is_net_of_the_machines_delay_and_the_blocks_cpu() 
             check(real_ms, lag_ms, cpu_ms)
         if real_ms > allowed:
             message = str(failure.value)
-            assert f"delayed this run by {lag_ms} ms" in message, message
+            assert f"delayed it by {lag_ms} ms" in message, message
             assert f"used {cpu_ms} ms of CPU" in message, message
             assert "that leaves 11 ms that nothing explains" in message, message
+
+
+def reading(at_ms: float, cpu_ms: float = 0, lag_ms: float = 0) -> ClockReading:
+    return ClockReading(at_ms / 1000, cpu_ms / 1000, lag_ms / 1000, 0.0)
+
+
+def test_a_figure_is_allowed_the_cpu_and_lag_between_its_own_two_readings() -> None:
+    # 40 ms of computing before the timed part, none inside it; 5 ms of lag inside it.
+    observed = Observed(
+        readings=[reading(0), reading(50, cpu_ms=40), reading(150, cpu_ms=40, lag_ms=5)],
+        lag_ms=5,
+        cpu_ms=40,
+    )
+    assert figure_allowance(observed, real_ms=100, recorded_ms=100) == (5, 0)
+    assert figure_allowance(observed, real_ms=150, recorded_ms=150) == (5, 40)
+    assert figure_allowance(observed, real_ms=50, recorded_ms=0) == (0, 40)
+    # No two readings that far apart (a mean, a sum): the whole run's.
+    assert figure_allowance(observed, real_ms=120, recorded_ms=100) == (5, 40)
+
+
+def test_computing_for_longer_than_the_figure_records_fails() -> None:
+    recorded = "print(timeline)\n#> took 0 ms\n"
+    example = CodeExample.create(recorded, path=SAMPLES / "inline.md", start_line=0)
+    observed = Observed(readings=[reading(0), reading(300, cpu_ms=299)], cpu_ms=299)
+    with pytest.raises(ExampleError) as failure:
+        check_within_tolerance(example, recorded.replace("0 ms", "300 ms"), observed)
+    message = str(failure.value)
+    assert message.startswith("tests/samples/inline.md:2: on the real clock this printed 300 ms")
+    assert "computed for 299 ms of CPU in that time, more than the 0 ms" in message, message
+
+
+def test_a_real_wait_fails_whatever_the_block_computes_before_it(tmp_path: Path) -> None:
+    run_and_check("cpu_then_wait.md", "asyncio", tmp_path)
+    with pytest.raises(ExampleError) as failure:
+        run_and_check("cpu_then_wait.md", "real", tmp_path)
+    message = str(failure.value)
+    assert message.startswith(where("cpu_then_wait.md", "#> took 0 ms")), message
+    assert "that nothing explains" in message, message
 
 
 def test_broken_links_and_anchors_fail_at_their_lines_before_any_build() -> None:
