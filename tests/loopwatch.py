@@ -1,6 +1,6 @@
 """Watch the event loop while a block runs, in ways no machine load can change.
 
-Three things are measured on the thread that runs the event loop:
+On the thread that runs the event loop, the watch measures:
 
 - **Blocking calls.** `blockbuster` replaces `time.sleep`, blocking socket and
   file I/O, lock waits and the rest of its list with versions that raise
@@ -12,7 +12,8 @@ Three things are measured on the thread that runs the event loop:
   compete for the cores. A step that uses more than `STEP_CPU_LIMIT_MS` holds
   the loop: nothing else runs meanwhile. A profiling timer (SIGPROF, which
   counts this process's CPU time) samples where the step spends it, so the
-  report names the line. Time spent importing modules is not the block's.
+  report names the line. Time spent importing modules is not the block's,
+  nor is the watch's own work (its probe, its bookkeeping around each step).
 - **Machine lag** (real clock only). The loop's timers, and a probe timer the
   watch adds every few milliseconds, fire late when the machine does not give
   the process a core. The lag is the time during which some timer was overdue
@@ -25,14 +26,16 @@ Three things are measured on the thread that runs the event loop:
   floor for the lag: it sees a preemption wherever it lands, also between
   two steps, where no timer was due.
 - **The block's own CPU** (real clock only): the loop thread's CPU time while
-  the block ran, less imports. A virtual clock stands still while code runs,
-  so the CPU spent between two readings of the clock is in the real figure
-  they make and in no recorded one; and it grows with load, since a core
-  shared with other work runs the same code slower.
+  the block ran, less imports and the watch's own work. A virtual clock
+  stands still while code runs, so the CPU spent between two readings of the
+  clock is in the real figure they make and in no recorded one; and it
+  grows with load, since a core shared with other work runs the same code
+  slower.
 - **Clock readings** (real clock only). Each time the block, or a helper of
-  `examples/`, reads the loop's clock, the watch notes the CPU and the lag
-  so far. A figure is a difference of two readings, so what the machine and
-  the block's own code added to it is what accrued between them.
+  `examples/`, reads the loop's clock on the loop's thread, the watch notes
+  the CPU, the lag and the time spent importing so far. A figure is a
+  difference of two readings, so what the machine and the block's own code
+  added to it is what accrued between them.
 
 A real-clock figure may exceed its recorded value by the lag and the
 block's own CPU between its two readings: load delays it, the block does not.
@@ -44,6 +47,7 @@ import asyncio
 import bisect
 import builtins
 import contextlib
+import dataclasses
 import logging
 import os
 import resource
@@ -63,6 +67,8 @@ import blockbuster.blockbuster as blockbuster_module
 import trio
 from blockbuster import BlockBuster, BlockingError
 
+import examples
+
 # A step that uses more CPU than this holds the loop. The steps of the
 # site's blocks use well under 5 ms; a parse, a hash or a busy loop shows.
 STEP_CPU_LIMIT_MS = 25
@@ -75,7 +81,7 @@ TIMER_GRACE_MS = 2
 PROBE_EVERY_SECONDS = 0.005
 # Where the clock readings that make the block's figures come from: the
 # block itself and the helpers it imports, never the loop's own machinery.
-EXAMPLES_DIR = str(Path(__file__).resolve().parent.parent / "examples") + os.sep
+EXAMPLES_DIR = os.path.dirname(examples.__file__) + os.sep
 _LIBRARY_DIRS = (
     str(Path(asyncio.__file__).parent) + os.sep,
     str(Path(anyio.__file__).parent) + os.sep,
@@ -87,9 +93,14 @@ class ClockReading:
     """One reading of the loop's clock by the block, and what had accrued by then."""
 
     at: float  # the loop's time
-    cpu: float  # the loop thread's CPU since the block started, less imports
+    cpu: float  # the loop thread's CPU since the block started, less imports and the watch's
     lag: float  # the watch's lag so far
-    waited: float  # the kernel's count of this thread's wait for a core so far
+    waited: float  # the kernel's count of this thread's wait for a core so far, less imports'
+    imported: float  # wall time spent importing so far
+    step: int = -1  # the real-clock step it was taken in (-1: outside any)
+    # The lag once that step had ended: a step kept off the core is counted
+    # when it ends, after the readings taken in it.
+    lag_after: float = 0.0
 
 
 class Located:
@@ -133,11 +144,15 @@ class LoopWatch:
         self.readings: list[ClockReading] = []  # the block's readings of the loop's clock
         self._cpu_start = 0.0
         self._waited_start = 0.0
-        self._import_cpu = 0.0
+        self._schedstat: int | None = None  # the loop thread's schedstat file, open
+        self._step_end_lags: list[float] = []  # the lag as each real-clock step ended
+        self._in_step = False  # a real-clock step of the block is running
+        self._excluded_cpu = 0.0  # CPU spent importing, and on the watch's own work
+        self._import_waited = 0.0  # the kernel's count of waits for a core while importing
         self.import_seconds = 0.0  # wall time spent importing modules on the loop's thread
         self._import_depth = 0
         self._step_started: float | None = None
-        self._step_import_cpu = 0.0
+        self._step_excluded_cpu = 0.0
         self._samples: Counter[str] = Counter()
         self._horizon = 0.0
         # (loop time, thread CPU) at the start and end of every step
@@ -156,7 +171,7 @@ class LoopWatch:
 
     def begin_step(self) -> None:
         self._samples.clear()
-        self._step_import_cpu = self._import_cpu
+        self._step_excluded_cpu = self._excluded_cpu
         self._step_started = time.thread_time()
         signal.setitimer(signal.ITIMER_PROF, SAMPLE_EVERY_SECONDS, SAMPLE_EVERY_SECONDS)
 
@@ -165,7 +180,7 @@ class LoopWatch:
         if self._step_started is None:
             return
         used = time.thread_time() - self._step_started
-        used -= self._import_cpu - self._step_import_cpu
+        used -= self._excluded_cpu - self._step_excluded_cpu
         self._step_started = None
         self.steps += 1
         used_ms = used * 1000
@@ -197,13 +212,14 @@ class LoopWatch:
                 finally:
                     self._import_depth -= threading.get_ident() == self.thread
             self._import_depth = 1
-            started, wall = time.thread_time(), time.perf_counter()
+            started, wall, waited = time.thread_time(), time.perf_counter(), self._run_delay()
             try:
                 return original(*args, **kwargs)
             finally:
                 self._import_depth = 0
-                self._import_cpu += time.thread_time() - started
+                self._excluded_cpu += time.thread_time() - started
                 self.import_seconds += time.perf_counter() - wall
+                self._import_waited += self._run_delay() - waited
 
         return timed
 
@@ -253,28 +269,39 @@ class LoopWatch:
             if threading.get_ident() != watch.thread or watch._step_started is not None:
                 original(handle)
                 return
+            entered = time.thread_time()
             loop = getattr(handle, "_loop", None)
             real = watch.real_clock and loop is not None
+            probe = real and getattr(handle, "_callback", None) is watch._probe
             if real:
                 now = loop.time()
                 if isinstance(handle, asyncio.TimerHandle):
                     # The block's own timers count from the moment they were
                     # due; the probe only past its grace, or its wake-ups,
                     # each rounded up to the millisecond, would add up.
-                    probe = getattr(handle, "_callback", None) is watch._probe
                     grace = TIMER_GRACE_MS / 1000 if probe else 0.0
                     watch.timer_fired(handle.when(), now, grace)
                 watch.mark(now)
                 cpu, switches = time.thread_time(), _Switches.now()
+            # The watch's own work around the step, and the probe, are not the block's.
+            started = time.thread_time()
+            watch._excluded_cpu += started - entered
             watch.begin_step()
+            watch._in_step = real
             try:
                 original(handle)
             finally:
+                watch._in_step = False
                 watch.end_step()
+                ended = time.thread_time()
+                if probe:
+                    watch._excluded_cpu += ended - started
                 if real:
                     end = loop.time()
                     watch.step_ran(now, end, time.thread_time() - cpu, switches)
                     watch.mark(end)
+                    watch._step_end_lags.append(watch.lag_seconds)
+                watch._excluded_cpu += time.thread_time() - ended
 
         return _run
 
@@ -296,11 +323,16 @@ class LoopWatch:
 
         def time_read() -> float:
             now = loop_time()
-            if self._read_by_block(sys._getframe(1)):
-                with harness_code():
-                    waited = run_delay_seconds() - self._waited_start
-                cpu = time.thread_time() - self._cpu_start - self._import_cpu
-                self.readings.append(ClockReading(now, cpu, self.lag_seconds, waited))
+            if threading.get_ident() == self.thread and self._read_by_block(sys._getframe(1)):
+                entered = time.thread_time()
+                cpu = entered - self._cpu_start - self._excluded_cpu
+                waited = self._run_delay() - self._waited_start - self._import_waited
+                step = len(self._step_end_lags) if self._in_step else -1
+                reading = ClockReading(
+                    now, cpu, self.lag_seconds, waited, self.import_seconds, step
+                )
+                self.readings.append(reading)
+                self._excluded_cpu += time.thread_time() - entered
             return now
 
         loop.time = time_read  # type: ignore[method-assign]
@@ -316,6 +348,19 @@ class LoopWatch:
             return False
         filename = frame.f_code.co_filename
         return filename == self.located.block_file or filename.startswith(EXAMPLES_DIR)
+
+    def settled(self, reading: ClockReading) -> ClockReading:
+        """The reading with the lag its step had once it ended (its own, outside steps)."""
+        step = reading.step
+        ended = self._step_end_lags[step] if 0 <= step < len(self._step_end_lags) else reading.lag
+        return dataclasses.replace(reading, lag_after=ended)
+
+    def _run_delay(self) -> float:
+        """The kernel's count of the loop thread's waits for a core, in seconds; 0 if none."""
+        if self._schedstat is None:
+            return 0.0
+        with harness_code():
+            return _run_delay_of(os.pread(self._schedstat, 128, 0))
 
     def start_probe(self, loop: asyncio.AbstractEventLoop) -> None:
         """A timer every few ms, so the lag is measured while the block waits on I/O."""
@@ -338,17 +383,18 @@ class LoopWatch:
         )
 
 
-def run_delay_seconds() -> float:
-    """How long, in all, this thread has been ready to run but waiting for a core.
+SCHEDSTAT = "/proc/thread-self/schedstat"
 
-    The second field of `/proc/thread-self/schedstat`, in nanoseconds: the
-    kernel counts it wherever the wait falls. 0 where the kernel does not
-    report it.
+
+def _run_delay_of(schedstat: bytes) -> float:
+    """The second field of a thread's schedstat: its time ready to run but not running.
+
+    In nanoseconds; the kernel counts it wherever the wait falls. 0 where
+    the kernel does not report it.
     """
     try:
-        fields = Path("/proc/thread-self/schedstat").read_text().split()
-        return int(fields[1]) / 1_000_000_000
-    except (OSError, IndexError, ValueError):
+        return int(schedstat.split()[1]) / 1_000_000_000
+    except (IndexError, ValueError):
         return 0.0
 
 
@@ -471,17 +517,24 @@ def watching(watch: LoopWatch) -> Iterator[None]:
     # Log handlers are the application's set-up, not its request path; and
     # pytest's handlers format tracebacks, which reads source files.
     logging.Handler.handle = _exempt(original_handle)  # type: ignore[method-assign]
-    watch._cpu_start, watch._waited_start = time.thread_time(), run_delay_seconds()
+    with contextlib.suppress(OSError):
+        # Opened on the loop's thread, the file stays that thread's.
+        watch._schedstat = os.open(SCHEDSTAT, os.O_RDONLY)
+    watch._cpu_start, watch._waited_start = time.thread_time(), watch._run_delay()
     buster.activate()
     try:
         yield
     finally:
         buster.deactivate()
         if watch.real_clock:
-            cpu = time.thread_time() - watch._cpu_start - watch._import_cpu
+            cpu = time.thread_time() - watch._cpu_start - watch._excluded_cpu
             watch.cpu_seconds = max(0.0, cpu)
-            waited = run_delay_seconds() - watch._waited_start
+            waited = watch._run_delay() - watch._waited_start - watch._import_waited
             watch.lag_seconds = max(watch.lag_seconds, waited)
+            watch.readings = [watch.settled(reading) for reading in watch.readings]
+        if watch._schedstat is not None:
+            os.close(watch._schedstat)
+            watch._schedstat = None
         logging.Handler.handle = original_handle  # type: ignore[method-assign]
         builtins.__import__ = original_import
         asyncio.events.Handle._run = original_run  # type: ignore[method-assign]

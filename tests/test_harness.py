@@ -18,6 +18,7 @@ from tests.harness import (
     DOCS,
     REAL_EARLY_MS,
     REAL_LATE_MS,
+    Allowance,
     ExampleError,
     Observed,
     check_block,
@@ -222,27 +223,45 @@ def test_real_clock_tolerance_is_net_of_the_machines_delay_and_the_blocks_cpu() 
             check(real_ms, lag_ms, cpu_ms)
         if real_ms > allowed:
             message = str(failure.value)
-            assert f"delayed it by {lag_ms} ms" in message, message
+            assert f"delayed the run by {lag_ms} ms" in message, message
             assert f"used {cpu_ms} ms of CPU" in message, message
             assert "that leaves 11 ms that nothing explains" in message, message
 
 
-def reading(at_ms: float, cpu_ms: float = 0, lag_ms: float = 0) -> ClockReading:
-    return ClockReading(at_ms / 1000, cpu_ms / 1000, lag_ms / 1000, 0.0)
+def reading(
+    at_ms: float, cpu_ms: float = 0, lag_ms: float = 0, imported_ms: float = 0
+) -> ClockReading:
+    lag = lag_ms / 1000
+    return ClockReading(at_ms / 1000, cpu_ms / 1000, lag, 0.0, imported_ms / 1000, lag_after=lag)
 
 
 def test_a_figure_is_allowed_the_cpu_and_lag_between_its_own_two_readings() -> None:
-    # 40 ms of computing before the timed part, none inside it; 5 ms of lag inside it.
+    # 40 ms of computing and a 30 ms import before the timed part, none inside
+    # it; 5 ms of lag inside it.
     observed = Observed(
-        readings=[reading(0), reading(50, cpu_ms=40), reading(150, cpu_ms=40, lag_ms=5)],
+        readings=[
+            reading(0),
+            reading(50, cpu_ms=40, imported_ms=30),
+            reading(150, cpu_ms=40, lag_ms=5, imported_ms=30),
+        ],
         lag_ms=5,
         cpu_ms=40,
+        import_ms=30,
     )
-    assert figure_allowance(observed, real_ms=100, recorded_ms=100) == (5, 0)
-    assert figure_allowance(observed, real_ms=150, recorded_ms=150) == (5, 40)
-    assert figure_allowance(observed, real_ms=50, recorded_ms=0) == (0, 40)
+    assert figure_allowance(observed, real_ms=100, recorded_ms=100) == Allowance(5, 0, True)
+    assert figure_allowance(observed, real_ms=150, recorded_ms=150) == Allowance(35, 40, True)
+    assert figure_allowance(observed, real_ms=50, recorded_ms=0) == Allowance(30, 40, True)
     # No two readings that far apart (a mean, a sum): the whole run's.
-    assert figure_allowance(observed, real_ms=120, recorded_ms=100) == (5, 40)
+    assert figure_allowance(observed, real_ms=120, recorded_ms=100) == Allowance(35, 40, False)
+
+
+def test_of_many_pairs_a_figure_gets_the_one_that_explains_most() -> None:
+    # CPU grows by 1 ms every 10 ms, and by 30 ms at once at 1 s: of all the
+    # pairs 100 ms apart, those around that moment explain the most.
+    readings = [reading(at, cpu_ms=at / 10 + (30 if at >= 1000 else 0)) for at in range(0, 2000, 2)]
+    observed = Observed(readings=readings)
+    assert figure_allowance(observed, real_ms=100, recorded_ms=100) == Allowance(0, 40, True)
+    assert figure_allowance(observed, real_ms=100, recorded_ms=10) == Allowance(0, 40, True)
 
 
 def test_computing_for_longer_than_the_figure_records_fails() -> None:
@@ -253,7 +272,8 @@ def test_computing_for_longer_than_the_figure_records_fails() -> None:
         check_within_tolerance(example, recorded.replace("0 ms", "300 ms"), observed)
     message = str(failure.value)
     assert message.startswith("tests/samples/inline.md:2: on the real clock this printed 300 ms")
-    assert "computed for 299 ms of CPU in that time, more than the 0 ms" in message, message
+    assert "computed for 299 ms of CPU between the two readings" in message, message
+    assert "more than the recorded figure plus" in message, message
 
 
 def test_a_real_wait_fails_whatever_the_block_computes_before_it(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_the_blocks_own_cpu_is_counted_and_imports_are_not() -> None:
     watch = loopwatch.LoopWatch(loopwatch.Located("<none>", str), real_clock=True)
     with loopwatch.watching(watch):
         spin(0.03)
-        watch._import_cpu += 0.02  # as if 20 ms of it had been spent importing
+        watch._excluded_cpu += 0.02  # as if 20 ms of it had been spent importing
     assert 10 <= watch.cpu_ms <= 15, watch.cpu_ms
 
 
@@ -77,3 +77,13 @@ def test_on_a_virtual_clock_nothing_is_counted() -> None:
     with loopwatch.watching(watch):
         spin(0.03)
     assert (watch.lag_ms, watch.cpu_ms) == (0, 0)
+
+
+def test_a_reading_gets_the_lag_its_step_had_once_it_ended() -> None:
+    """A step kept off the core is counted as it ends, after the readings taken in it."""
+    watch = loopwatch.LoopWatch(loopwatch.Located("<none>", str), real_clock=True)
+    watch._step_end_lags = [0.001, 0.004]
+    inside = loopwatch.ClockReading(0.0, 0.0, 0.001, 0.0, 0.0, step=1)
+    outside = loopwatch.ClockReading(0.0, 0.0, 0.001, 0.0, 0.0)
+    assert watch.settled(inside).lag_after == 0.004
+    assert watch.settled(outside).lag_after == 0.001
