@@ -140,14 +140,17 @@ class LoopWatch:
         self.problems: list[str] = []
         self.steps = 0
         self.lag_seconds = 0.0
-        self.cpu_seconds = 0.0  # the loop thread's CPU while the block ran, less imports
+        self.cpu_seconds = 0.0  # the loop thread's CPU while the block ran, less imports and ours
         self.readings: list[ClockReading] = []  # the block's readings of the loop's clock
         self._cpu_start = 0.0
         self._waited_start = 0.0
         self._schedstat: int | None = None  # the loop thread's schedstat file, open
         self._step_end_lags: list[float] = []  # the lag as each real-clock step ended
         self._in_step = False  # a real-clock step of the block is running
-        self._excluded_cpu = 0.0  # CPU spent importing, and on the watch's own work
+        self._excluded_cpu = 0.0  # CPU spent importing, and on the watch's work around steps
+        # CPU spent noting clock readings: not the block's, but inside its
+        # step, so a step that reads the clock in a busy loop stays busy.
+        self._reading_cpu = 0.0
         self._import_waited = 0.0  # the kernel's count of waits for a core while importing
         self.import_seconds = 0.0  # wall time spent importing modules on the loop's thread
         self._import_depth = 0
@@ -325,14 +328,14 @@ class LoopWatch:
             now = loop_time()
             if threading.get_ident() == self.thread and self._read_by_block(sys._getframe(1)):
                 entered = time.thread_time()
-                cpu = entered - self._cpu_start - self._excluded_cpu
+                cpu = entered - self._cpu_start - self._excluded_cpu - self._reading_cpu
                 waited = self._run_delay() - self._waited_start - self._import_waited
                 step = len(self._step_end_lags) if self._in_step else -1
                 reading = ClockReading(
                     now, cpu, self.lag_seconds, waited, self.import_seconds, step
                 )
                 self.readings.append(reading)
-                self._excluded_cpu += time.thread_time() - entered
+                self._reading_cpu += time.thread_time() - entered
             return now
 
         loop.time = time_read  # type: ignore[method-assign]
@@ -360,7 +363,10 @@ class LoopWatch:
         if self._schedstat is None:
             return 0.0
         with harness_code():
-            return _run_delay_of(os.pread(self._schedstat, 128, 0))
+            try:
+                return _run_delay_of(os.pread(self._schedstat, 128, 0))
+            except OSError:
+                return 0.0
 
     def start_probe(self, loop: asyncio.AbstractEventLoop) -> None:
         """A timer every few ms, so the lag is measured while the block waits on I/O."""
@@ -517,17 +523,17 @@ def watching(watch: LoopWatch) -> Iterator[None]:
     # Log handlers are the application's set-up, not its request path; and
     # pytest's handlers format tracebacks, which reads source files.
     logging.Handler.handle = _exempt(original_handle)  # type: ignore[method-assign]
-    with contextlib.suppress(OSError):
-        # Opened on the loop's thread, the file stays that thread's.
-        watch._schedstat = os.open(SCHEDSTAT, os.O_RDONLY)
-    watch._cpu_start, watch._waited_start = time.thread_time(), watch._run_delay()
-    buster.activate()
     try:
+        with contextlib.suppress(OSError):
+            # Opened on the loop's thread, the file stays that thread's.
+            watch._schedstat = os.open(SCHEDSTAT, os.O_RDONLY)
+        watch._cpu_start, watch._waited_start = time.thread_time(), watch._run_delay()
+        buster.activate()
         yield
     finally:
         buster.deactivate()
         if watch.real_clock:
-            cpu = time.thread_time() - watch._cpu_start - watch._excluded_cpu
+            cpu = time.thread_time() - watch._cpu_start - watch._excluded_cpu - watch._reading_cpu
             watch.cpu_seconds = max(0.0, cpu)
             waited = watch._run_delay() - watch._waited_start - watch._import_waited
             watch.lag_seconds = max(watch.lag_seconds, waited)

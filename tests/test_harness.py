@@ -272,8 +272,17 @@ def test_computing_for_longer_than_the_figure_records_fails() -> None:
         check_within_tolerance(example, recorded.replace("0 ms", "300 ms"), observed)
     message = str(failure.value)
     assert message.startswith("tests/samples/inline.md:2: on the real clock this printed 300 ms")
-    assert "computed for 299 ms of CPU between the two readings" in message, message
+    assert "computed for 299 ms of CPU between two readings of the loop's clock 300 ms apart" in (
+        message
+    ), message
     assert "more than the recorded figure plus" in message, message
+
+
+def test_a_step_that_reads_the_clock_as_it_computes_holds_the_loop(tmp_path: Path) -> None:
+    """Noting each clock reading is the harness's work, but it must not hide the step's."""
+    with pytest.raises(ExampleError) as failure:
+        run_and_check("clock_spin.md", "real", tmp_path)
+    assert "one step held the event loop" in str(failure.value), str(failure.value)
 
 
 def test_a_real_wait_fails_whatever_the_block_computes_before_it(tmp_path: Path) -> None:
